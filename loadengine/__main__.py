@@ -1,0 +1,5 @@
+"""Allows ``python -m loadengine``."""
+
+from loadengine.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""The local process backend: one ``spawn``-ed OS process per shard, one queue back.
+
+Implements the ``coordinator.Transport`` protocol. Nothing here knows about rates,
+merging or results; it only starts processes and carries ``messages`` objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import queue
+import signal
+import socket
+from typing import Any
+
+from loadengine.messages import ShardFailed, ShardMessage, ShardReady
+from loadengine.plan import ShardPlan
+
+GO_POLL_S = 0.05
+
+
+def shard_process_main(plan: ShardPlan, out: Any, stop_event: Any, go: Any, start: Any) -> None:
+    """Entry point of a shard process. Never raises: failures become ``ShardFailed``."""
+    # The coordinator owns Ctrl-C/SIGTERM and stops shards through ``stop_event`` so that
+    # in-flight transactions finish and are counted (or rolled back and not counted).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def stop() -> bool:
+        return stop_event.is_set() or os.getppid() != parent
+
+    try:
+        _run_shard(plan, out, stop, go, start)
+    except Exception as exc:  # noqa: BLE001 - a shard reports every failure, then exits
+        error_class = getattr(exc, "error_class", "internal")
+        out.put(ShardFailed(plan.index, error_class, str(exc).splitlines()[0][:300]))
+
+
+def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> None:
+    # Imported here: the driver is loaded in the shard process only, after spawn.
+    from loadengine.clock import SystemClock, monotonic_from_unix
+    from loadengine.database import Session
+    from loadengine.dsn import parse_dsn
+    from loadengine.shard import ShardLoop, seed_keys
+
+    session = Session(parse_dsn(plan.dsn))
+    try:
+        setup = seed_keys(plan, session)
+        out.put(ShardReady(plan.index, os.getpid(), socket.gethostname(), setup))
+        while not go.wait(GO_POLL_S):
+            if stop():
+                return
+        clock = SystemClock()
+        loop = ShardLoop(plan, session, out.put, stop, clock)
+        loop.run(monotonic_from_unix(clock, start.value))
+    finally:
+        session.close()
+
+
+class LocalBackend:
+    """Shards as local processes started with the ``spawn`` context."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._queue: Any = self._ctx.Queue()
+        self._stop = self._ctx.Event()
+        self._go = self._ctx.Event()
+        self._start = self._ctx.Value("q", 0)
+        self._procs: dict[int, Any] = {}
+
+    def launch(self, plans: list[ShardPlan]) -> None:
+        for plan in plans:
+            proc = self._ctx.Process(
+                target=shard_process_main,
+                args=(plan, self._queue, self._stop, self._go, self._start),
+                name=f"loadengine-shard-{plan.index}",
+                daemon=True,
+            )
+            proc.start()
+            self._procs[plan.index] = proc
+
+    def release(self, start_unix_ns: int) -> None:
+        self._start.value = start_unix_ns
+        self._go.set()
+
+    def poll(self, timeout_s: float) -> list[ShardMessage]:
+        out: list[ShardMessage] = []
+        try:
+            out.append(self._queue.get(timeout=timeout_s))
+            while True:
+                out.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def shard_pids(self) -> dict[int, int]:
+        return {i: p.pid for i, p in self._procs.items() if p.pid is not None}
+
+    def exited(self) -> dict[int, int | None]:
+        """Shards whose process has exited, with exit codes."""
+        return {i: p.exitcode for i, p in self._procs.items() if not p.is_alive()}
+
+    def close(self, timeout_s: float) -> None:
+        self._stop.set()
+        for proc in self._procs.values():
+            proc.join(timeout_s)
+        for proc in self._procs.values():
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1)
+        with contextlib.suppress(Exception):
+            self._queue.close()
+            self._queue.cancel_join_thread()

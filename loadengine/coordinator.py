@@ -1,0 +1,226 @@
+"""The coordinator: start shards, give them one common start, merge their deltas, print.
+
+It talks to shards only through a ``Transport`` (see ``backend_local.LocalBackend``), so
+the same logic can drive shards elsewhere. It never touches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from loadengine.aggregate import Aggregate, add_changes
+from loadengine.clock import Clock, monotonic_from_unix
+from loadengine.messages import ChangeCounts, ShardDelta, ShardDone, ShardFailed, ShardMessage
+from loadengine.messages import ShardReady
+from loadengine.plan import RunPlan, ShardPlan
+from loadengine.report import live_line
+from loadengine.resources import ResourceSample
+from loadengine.schedule import NS_PER_S
+
+START_LEAD_NS = 300_000_000  # common start this far after release, so every shard is waiting
+READY_TIMEOUT_S = 120.0
+DRAIN_TIMEOUT_S = 10.0
+POLL_S = 0.05
+TICK_GRACE_NS = 200_000_000  # print a second's line this long after it ends (deltas in transit)
+
+
+class Transport(Protocol):
+    name: str
+
+    def launch(self, plans: list[ShardPlan]) -> None: ...
+
+    def release(self, start_unix_ns: int) -> None: ...
+
+    def poll(self, timeout_s: float) -> list[ShardMessage]: ...
+
+    def request_stop(self) -> None: ...
+
+    def shard_pids(self) -> dict[int, int]: ...
+
+    def exited(self) -> dict[int, int | None]: ...
+
+
+class StopFlag:
+    """Set from a signal handler; read by the coordinator loop."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def set(self, signum: int) -> None:
+        self.signum = self.signum or signum
+
+    @property
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened, for ``results``: status, merged numbers and per-shard facts."""
+
+    status: str = "completed"
+    reason: str | None = None
+    aggregate: Aggregate = field(default_factory=Aggregate)
+    setup_changes: ChangeCounts = field(default_factory=dict)
+    ready: dict[int, ShardReady] = field(default_factory=dict)
+    done: dict[int, ShardDone] = field(default_factory=dict)
+    failures: list[dict[str, object]] = field(default_factory=list)
+    resources: list[ResourceSample] = field(default_factory=list)
+    started: bool = False
+    elapsed_s: float = 0.0
+
+
+class Coordinator:
+    def __init__(
+        self,
+        plan: RunPlan,
+        shard_plans: list[ShardPlan],
+        transport: Transport,
+        clock: Clock,
+        stop: StopFlag,
+        sample: Callable[[float, dict[int, int]], ResourceSample],
+        emit: Callable[[str], None],
+    ) -> None:
+        self.plan, self.shard_plans, self.transport = plan, shard_plans, transport
+        self.clock, self.stop, self.sample, self.emit = clock, stop, sample, emit
+        self.out = Outcome()
+        self._start_ns = 0
+        self._next_tick = 1
+        self._printed_upto_s = 0
+
+    def run(self) -> Outcome:
+        self.transport.launch(self.shard_plans)
+        if not self._await_ready():
+            self.transport.request_stop()
+            return self.out
+        start_unix = self.clock.unix_ns() + START_LEAD_NS
+        self.transport.release(start_unix)
+        self._start_ns = monotonic_from_unix(self.clock, start_unix)
+        self.out.started = True
+        self._main_loop()
+        self.transport.request_stop()
+        self._drain()
+        self.out.elapsed_s = min(self.plan.total_s, self._elapsed_ns() / NS_PER_S)
+        return self.out
+
+    def _await_ready(self) -> bool:
+        deadline = self.clock.now_ns() + int(READY_TIMEOUT_S * NS_PER_S)
+        while len(self.out.ready) < len(self.shard_plans):
+            if self.stop.is_set:
+                self.out.status = "interrupted"
+                return False
+            if self.clock.now_ns() > deadline:
+                self._fail("shards did not become ready in time", None)
+                return False
+            for msg in self.transport.poll(POLL_S):
+                self._handle(msg)
+            if self.out.status != "completed":
+                return False
+            self._check_exited(set(self.out.ready))
+        return True
+
+    def _main_loop(self) -> None:
+        end_ns = self._start_ns + self.plan.total_s * NS_PER_S
+        hard_deadline_ns = end_ns + int(DRAIN_TIMEOUT_S * NS_PER_S)
+        stop_at_ns: int | None = None
+        while self._pending():
+            for msg in self.transport.poll(POLL_S):
+                self._handle(msg)
+            self._check_exited(set(self.out.done))
+            now = self.clock.now_ns()
+            if self.stop.is_set and self.out.status == "completed":
+                self.out.status = "interrupted"
+            if now > hard_deadline_ns:
+                self._fail("shards did not finish in time", None)
+            if self.out.status != "completed" and stop_at_ns is None:
+                self.transport.request_stop()
+                stop_at_ns = now
+            if stop_at_ns is not None and now > stop_at_ns + int(DRAIN_TIMEOUT_S * NS_PER_S):
+                break
+            self._tick()
+        self._final_tick()
+
+    def _pending(self) -> set[int]:
+        failed = {f["shard"] for f in self.out.failures}
+        return {p.index for p in self.shard_plans} - set(self.out.done) - failed
+
+    def _drain(self) -> None:
+        """Collect messages still in transit after every shard reported done or failed."""
+        for msg in self.transport.poll(0.1):
+            self._handle(msg)
+
+    def _elapsed_ns(self) -> int:
+        return self.clock.now_ns() - self._start_ns
+
+    def _handle(self, msg: ShardMessage) -> None:
+        if isinstance(msg, ShardDelta):
+            self.out.aggregate.add(msg)
+            self._check_overload(msg.second)
+        elif isinstance(msg, ShardReady):
+            self.out.ready[msg.shard] = msg
+            add_changes(self.out.setup_changes, msg.setup_changes)
+        elif isinstance(msg, ShardDone):
+            self.out.done[msg.shard] = msg
+        elif isinstance(msg, ShardFailed):
+            self._fail(f"shard {msg.shard} failed: {msg.error_class}: {msg.message}", msg.shard)
+            self.out.failures[-1]["error_class"] = msg.error_class
+
+    def _fail(self, reason: str, shard: int | None) -> None:
+        t_s = max(0.0, self._elapsed_ns() / NS_PER_S) if self.out.started else 0.0
+        last = self.out.aggregate.shards.get(shard) if shard is not None else None
+        self.out.failures.append(
+            {"shard": shard, "t_s": round(t_s, 3), "reason": reason,
+             "last_changes": last.change_count if last else 0}
+        )
+        if self.out.status == "completed":
+            self.out.status, self.out.reason = "failed", reason
+            self.emit(f"FAILED: {reason}")
+
+    def _check_exited(self, finished: set[int]) -> None:
+        """A shard process that exited without ``ShardDone`` has failed; record it."""
+        for shard, code in self.transport.exited().items():
+            if shard in finished or any(f["shard"] == shard for f in self.out.failures):
+                continue
+            for msg in self.transport.poll(0.0):  # its last words may still be queued
+                self._handle(msg)
+            if shard not in self.out.done and not any(
+                f["shard"] == shard for f in self.out.failures
+            ):
+                self._fail(f"shard {shard} process exited unexpectedly (exit code {code})", shard)
+
+    def _check_overload(self, second: int) -> None:
+        target = self.plan.target_cps
+        if self.plan.on_overload != "abort" or target is None or self.out.status != "completed":
+            return
+        backlog = self.out.aggregate.seconds[second].backlog_changes
+        if backlog > target:
+            self.out.status = "aborted"
+            self.out.reason = (
+                f"overload: backlog of {backlog} changes at t={second + 1}s exceeds one second "
+                f"of target ({target}); --on-overload abort"
+            )
+            self.emit(f"ABORTED: {self.out.reason}")
+
+    def _tick(self) -> None:
+        """Print the live line for each log interval, once its seconds have been reported."""
+        interval_ns = int(self.plan.log_interval_s * NS_PER_S)
+        due_ns = self._next_tick * interval_ns + TICK_GRACE_NS
+        if self._elapsed_ns() < due_ns:
+            return
+        upto_s = min(self.plan.total_s, int(self._next_tick * interval_ns // NS_PER_S))
+        self._print_line(upto_s)
+        self._next_tick = (self._elapsed_ns() - TICK_GRACE_NS) // interval_ns + 1
+
+    def _final_tick(self) -> None:
+        reported = [s for s in self.out.aggregate.seconds if s < self.plan.total_s]
+        upto_s = max(reported) + 1 if reported else 0
+        if upto_s > self._printed_upto_s:
+            self._print_line(upto_s)
+
+    def _print_line(self, upto_s: int) -> None:
+        sample = self.sample(self._elapsed_ns() / NS_PER_S, self.transport.shard_pids())
+        self.out.resources.append(sample)
+        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample))
+        self._printed_upto_s = upto_s

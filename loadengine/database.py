@@ -1,0 +1,219 @@
+"""The only module that imports the MySQL driver: connections, prepared statements, errors.
+
+mysql-connector-python's C extension is loaded by importing ``_mysql_connector`` before
+``mysql.connector``: on some hosts a plain import silently falls back to pure Python
+because the extension's bundled libssl clashes with an older system OpenSSL that was
+loaded first. ``driver_info()`` reports which implementation actually runs; callers
+record it in the results and say it out loud when it is the slow one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+try:  # must come before mysql.connector (see module docstring)
+    import _mysql_connector  # type: ignore[import-not-found]  # noqa: F401
+except ImportError:  # pragma: no cover - the driver falls back; driver_info() reports it
+    pass
+
+import mysql.connector
+from mysql.connector import errorcode, errors
+from mysql.connector.constants import ClientFlag
+
+from loadengine.dsn import Dsn
+from loadengine.workload import Statement
+
+CONNECTION_LOST_ERRNOS = frozenset({2006, 2013, 2055, 1053, 1927, 4031})
+ERROR_CLASSES = {
+    errorcode.ER_LOCK_DEADLOCK: "deadlock",
+    errorcode.ER_LOCK_WAIT_TIMEOUT: "lock_wait_timeout",
+    errorcode.ER_DUP_ENTRY: "duplicate_key",
+    errorcode.ER_NO_REFERENCED_ROW_2: "foreign_key",
+    errorcode.ER_ACCESS_DENIED_ERROR: "access_denied",
+    errorcode.ER_BAD_DB_ERROR: "unknown_database",
+    errorcode.ER_NO_SUCH_TABLE: "no_such_table",
+    2003: "connection_refused",
+    2002: "connection_refused",
+    2005: "unknown_host",
+}
+RETRYABLE_CLASSES = frozenset({"deadlock", "lock_wait_timeout"})
+
+
+class DatabaseError(Exception):
+    """A classified database error; ``error_class`` is a short stable name."""
+
+    def __init__(self, error_class: str, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+
+
+@dataclass(frozen=True, slots=True)
+class DriverInfo:
+    name: str
+    version: str
+    implementation: str  # "c-extension" or "pure-python"
+
+
+def driver_info() -> DriverInfo:
+    impl = "c-extension" if mysql.connector.HAVE_CEXT else "pure-python"
+    return DriverInfo("mysql-connector-python", mysql.connector.__version__, impl)
+
+
+def classify(exc: BaseException) -> str:
+    """Short stable class of a driver exception (used as the errors-by-class key)."""
+    errno = getattr(exc, "errno", None)
+    if errno in ERROR_CLASSES:
+        return ERROR_CLASSES[errno]
+    if errno in CONNECTION_LOST_ERRNOS or isinstance(exc, errors.OperationalError):
+        return "connection_lost"
+    if isinstance(exc, errors.InterfaceError):
+        return "connection_lost"
+    return f"mysql_{errno}" if errno else type(exc).__name__.lower()
+
+
+def is_connection_lost(error_class: str) -> bool:
+    return error_class in ("connection_lost", "connection_refused")
+
+
+def _safe_message(exc: BaseException, dsn: Dsn) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text.replace(dsn.password, "***") if dsn.password else text
+
+
+def connect(dsn: Dsn, *, with_database: bool = True, timeout_s: int = 5) -> Any:
+    """Open a connection (C extension when available). Raises ``DatabaseError``."""
+    kwargs: dict[str, Any] = {
+        "user": dsn.user,
+        "password": dsn.password,
+        "connection_timeout": timeout_s,
+        "autocommit": False,
+        "use_pure": False,
+        # Affected rows must be *changed* rows: that is what the binary log holds.
+        "client_flags": [-ClientFlag.FOUND_ROWS],
+    }
+    if dsn.unix_socket:
+        kwargs["unix_socket"] = dsn.unix_socket
+    else:
+        kwargs["host"], kwargs["port"] = dsn.host, dsn.port
+    if with_database:
+        kwargs["database"] = dsn.database
+    try:
+        return mysql.connector.connect(**kwargs)
+    except errors.Error as exc:
+        raise DatabaseError(classify(exc), _safe_message(exc, dsn)) from None
+
+
+def query(conn: Any, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params or None)
+        return list(cur.fetchall()) if cur.with_rows else []
+    finally:
+        cur.close()
+
+
+def execute(conn: Any, sql: str) -> int:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return int(cur.rowcount)
+    finally:
+        cur.close()
+
+
+class Session:
+    """One connection with a cache of server-side prepared statements, one per SQL shape."""
+
+    def __init__(self, dsn: Dsn) -> None:
+        self._dsn = dsn
+        self._conn = connect(dsn)
+        self._cursors: dict[str, Any] = {}
+
+    def run_transaction(self, stmts: Iterable[Statement]) -> list[int]:
+        """Execute ``stmts`` and commit; return rows changed per statement.
+
+        Raises ``DatabaseError``; the transaction is then rolled back (or the connection
+        is gone), and nothing of it may be counted as committed.
+        """
+        try:
+            counts = [self._execute(s) for s in stmts]
+            self._conn.commit()
+            return counts
+        except errors.Error as exc:
+            self._rollback_quietly()
+            raise DatabaseError(classify(exc), _safe_message(exc, self._dsn)) from None
+
+    def _execute(self, stmt: Statement) -> int:
+        cur = self._cursors.get(stmt.sql)
+        if cur is None:
+            cur = self._conn.cursor(prepared=True)
+            self._cursors[stmt.sql] = cur
+        cur.execute(stmt.sql, stmt.params)
+        return int(cur.rowcount)
+
+    def _rollback_quietly(self) -> None:
+        with contextlib.suppress(errors.Error):
+            self._conn.rollback()
+
+    def reconnect(self) -> None:
+        self.close()
+        self._conn = connect(self._dsn)
+
+    def close(self) -> None:
+        for cur in self._cursors.values():
+            with contextlib.suppress(Exception):
+                cur.close()
+        self._cursors.clear()
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+
+def server_environment(conn: Any) -> dict[str, Any]:
+    """Server version and the settings that decide what a CDC pipeline sees."""
+    names = (
+        "version",
+        "version_comment",
+        "log_bin",
+        "binlog_format",
+        "binlog_row_image",
+        "sync_binlog",
+        "innodb_flush_log_at_trx_commit",
+        "server_id",
+        "gtid_mode",
+    )
+    rows = query(conn, "SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s)" % ",".join(
+        f"'{n}'" for n in names
+    ))
+    env: dict[str, Any] = {str(k): _plain(v) for k, v in rows}
+    env["flavor"] = "mariadb" if "mariadb" in str(env.get("version", "")).lower() else "mysql"
+    return env
+
+
+def _plain(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes | bytearray) else value
+
+
+def row_change_counters(conn: Any) -> dict[str, int]:
+    """The server's own cumulative row-change counters (all tables, all sessions)."""
+    rows = query(
+        conn,
+        "SHOW GLOBAL STATUS WHERE Variable_name IN "
+        "('Handler_write','Handler_update','Handler_delete')",
+    )
+    names = {"Handler_write": "insert", "Handler_update": "update", "Handler_delete": "delete"}
+    return {names[str(_plain(k))]: int(_plain(v)) for k, v in rows}
+
+
+def server_pid(conn: Any) -> int | None:
+    """The server's pid when it reports one (MariaDB/MySQL ``pid_file``), else None."""
+    rows = query(conn, "SELECT @@pid_file")
+    if not rows or not rows[0][0]:
+        return None
+    try:
+        with open(str(_plain(rows[0][0]))) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,64 @@
+"""Everything that crosses a process boundary: frozen, slotted dataclasses.
+
+Shards send, the coordinator receives. Any transport (a multiprocessing queue, later
+another host) carries exactly these objects and nothing else.
+
+Count fields are deltas since the shard's previous ``ShardDelta``, so merging is addition.
+``changes`` maps table -> kind ("insert", "update", "delete") -> committed row changes.
+Histograms map a ``histogram`` bucket to a count (see ``loadengine.histogram``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ChangeCounts = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardReady:
+    """The shard connected, prepared its statements and seeded its keys."""
+
+    shard: int
+    pid: int
+    host: str
+    setup_changes: ChangeCounts
+
+
+@dataclass(frozen=True, slots=True)
+class ShardDelta:
+    """What one shard did during second ``second`` (``[second, second+1)`` after start)."""
+
+    shard: int
+    second: int
+    changes: ChangeCounts
+    statements: int
+    transactions: int
+    errors: dict[str, int]
+    late_batches: int
+    missed_changes: int
+    backlog_changes: int
+    reconnects: int
+    latency_us: dict[int, int] = field(default_factory=dict)
+    service_us: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardDone:
+    """The shard finished its schedule or was stopped; ``unsent_changes`` were never sent."""
+
+    shard: int
+    stopped_early: bool
+    unsent_changes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardFailed:
+    """The shard could not go on. ``error_class`` is a short stable name."""
+
+    shard: int
+    error_class: str
+    message: str
+
+
+ShardMessage = ShardReady | ShardDelta | ShardDone | ShardFailed

@@ -1,0 +1,144 @@
+"""The run plan and its split into shards: pure functions over frozen dataclasses.
+
+Invariants (unit tested):
+- shard rates add up exactly to the target CPS (integer split, remainder spread one by one);
+- shards own disjoint keys: shard ``i`` of ``n`` owns customer ids ``base + i + k*n`` and
+  order numbers ``base + i + k*n`` for ``k >= 0``, so they never contend for a row;
+- each shard's RNG seed is derived from the run seed and the shard index only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OPERATIONS: tuple[str, ...] = ("insert_customer", "insert_order", "update_customer", "update_order")
+OVERLOAD_POLICIES: tuple[str, ...] = ("catch-up", "drop", "abort")
+DEFAULT_MIX: tuple[tuple[str, int], ...] = (
+    ("insert_customer", 20),
+    ("insert_order", 30),
+    ("update_customer", 20),
+    ("update_order", 30),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """Every effective setting of a run. ``target_cps`` None means unthrottled (``max``)."""
+
+    target_cps: int | None
+    duration_s: int
+    warmup_s: int
+    workers: int
+    batch_size: int
+    log_interval_s: float
+    mix: tuple[tuple[str, int], ...]
+    seed: int
+    on_overload: str
+    dsn: str | None
+    output: str | None
+    keep_server: bool
+    sources: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def total_s(self) -> int:
+        return self.warmup_s + self.duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Keys one shard owns: ``first + index + k*stride`` for k >= 0 (customers and orders)."""
+
+    customer_first: int
+    order_first: int
+    index: int
+    stride: int
+    seeded_customers: int
+    seeded_orders: int
+
+    def customer_id(self, k: int) -> int:
+        return self.customer_first + self.index + k * self.stride
+
+    def order_number(self, k: int) -> int:
+        return self.order_first + self.index + k * self.stride
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPlan:
+    """What one shard process needs to run; crosses the process boundary."""
+
+    index: int
+    count: int
+    rate_cps: int | None
+    total_s: int
+    warmup_s: int
+    batch_size: int
+    mix: tuple[tuple[str, int], ...]
+    seed: int
+    run_token: str
+    on_overload: str
+    keys: KeySpace
+    dsn: str
+
+    @property
+    def planned_changes(self) -> int | None:
+        return None if self.rate_cps is None else self.rate_cps * self.total_s
+
+
+def split_rate(target_cps: int, shards: int) -> list[int]:
+    """Integer shares of ``target_cps`` over ``shards``; they sum exactly to the target."""
+    if shards < 1:
+        raise ValueError("shards must be >= 1")
+    base, extra = divmod(target_cps, shards)
+    return [base + (1 if i < extra else 0) for i in range(shards)]
+
+
+def seed_rows_per_shard(batch_size: int) -> int:
+    """Rows seeded per shard and table so that a batch of updates finds distinct rows."""
+    return max(2 * batch_size, 50)
+
+
+def needs_seed(mix: tuple[tuple[str, int], ...]) -> tuple[bool, bool]:
+    """(seed customers?, seed orders?) for a mix: only what updates or orders will reference."""
+    ops = {op for op, w in mix if w > 0}
+    customers = bool(ops & {"update_customer", "insert_order", "update_order"})
+    orders = "update_order" in ops
+    return customers, orders
+
+
+def shard_plans(
+    plan: RunPlan, dsn: str, customer_first: int, order_first: int, run_token: str
+) -> list[ShardPlan]:
+    """Split a run plan into one ShardPlan per worker. ``*_first`` are the lowest free keys."""
+    rates: list[int | None]
+    rates = [None] * plan.workers if plan.target_cps is None else list(
+        split_rate(plan.target_cps, plan.workers)
+    )
+    seed_c, seed_o = needs_seed(plan.mix)
+    seeded = seed_rows_per_shard(plan.batch_size)
+    out = []
+    for i, rate in enumerate(rates):
+        keys = KeySpace(
+            customer_first=customer_first,
+            order_first=order_first,
+            index=i,
+            stride=plan.workers,
+            seeded_customers=seeded if seed_c else 0,
+            seeded_orders=seeded if seed_o else 0,
+        )
+        out.append(
+            ShardPlan(
+                index=i,
+                count=plan.workers,
+                rate_cps=rate,
+                total_s=plan.total_s,
+                warmup_s=plan.warmup_s,
+                batch_size=plan.batch_size,
+                mix=plan.mix,
+                seed=plan.seed * 1_000_003 + i,
+                run_token=run_token,
+                on_overload=plan.on_overload,
+                keys=keys,
+                dsn=dsn,
+            )
+        )
+    return out

@@ -1,0 +1,85 @@
+"""Human-readable output: the live line and the end-of-run summary table. Pure formatting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadengine import histogram
+from loadengine.aggregate import Aggregate
+from loadengine.plan import RunPlan
+from loadengine.resources import ResourceSample
+
+MIB = 1024 * 1024
+
+
+def _fmt_ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}ms" if v >= 1 else f"{v:.2f}ms"
+
+
+def live_line(plan: RunPlan, agg: Aggregate, upto_s: int, sample: ResourceSample) -> str:
+    """One line for seconds ``[0, upto_s)``: totals, rates, efficiency, p99, errors, CPU."""
+    total = agg.changes_between(0, upto_s)
+    last = agg.seconds.get(upto_s - 1)
+    recent = last.change_count if last else 0
+    overall = total / upto_s if upto_s else 0.0
+    parts = [f"[{upto_s:>4}s]", f"changes {total:,}", f"cps {overall:,.0f} (last {recent:,})"]
+    if plan.target_cps:
+        parts.append(f"eff {100.0 * recent / plan.target_cps:5.1f}%")
+    p99 = histogram.percentile_ms(last.latency_us, 99) if last else None
+    parts.append(f"p99 {_fmt_ms(p99)}")
+    errors = sum(b.error_count for s, b in agg.seconds.items() if s < upto_s)
+    parts.append(f"err {errors}")
+    if last and (last.backlog_changes or last.missed_changes or last.late_batches):
+        parts.append(
+            f"BEHIND backlog {last.backlog_changes:,} missed {last.missed_changes:,} "
+            f"late {last.late_batches}"
+        )
+    if upto_s <= plan.warmup_s:
+        parts.append("(warmup)")
+    cpu = sample.coordinator_cpu_pct + sample.shards_cpu_pct
+    rss = (sample.coordinator_rss_bytes + sample.shards_rss_bytes) / MIB
+    parts.append(f"engine cpu {cpu:.0f}% rss {rss:.0f}MiB")
+    if sample.db_cpu_pct is not None:
+        parts.append(f"db cpu {sample.db_cpu_pct:.0f}%")
+    return "  ".join(parts)
+
+
+def summary_table(doc: dict[str, Any]) -> str:
+    """The end-of-run table, from the results document's ``summary``."""
+    s = doc["summary"]
+    lat = s["latency_ms"]
+    target = s["target_cps"]
+    rows = [
+        ("status", doc["status"] + (f" ({doc['reason']})" if doc.get("reason") else "")),
+        ("target cps", "max" if target is None else f"{target:,}"),
+        ("achieved cps", f"{s['achieved_cps']:,.1f}"),
+        ("efficiency", "-" if s["efficiency"] is None else f"{100 * s['efficiency']:.2f}%"),
+        ("changes (load)", f"{s['changes']:,}  (warmup {s['warmup_changes']:,})"),
+        ("setup changes", f"{s['setup_changes_total']:,}"),
+        ("by table", _by_table(s["changes_by_table"])),
+        ("transactions", f"{s['transactions']:,}  statements {s['statements']:,}"),
+        ("errors", _errors(s["errors"])),
+        ("missed / unsent", f"{s['missed_changes']:,} / {s['unsent_changes']:,}"),
+        ("late batches", f"{s['late_batches']:,}"),
+        ("latency (intended)", _lat(lat)),
+        ("service time", _lat(s["service_time_ms"])),
+        ("driver", doc["environment"]["driver"]["implementation"]),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _by_table(by: dict[str, dict[str, int]]) -> str:
+    return "  ".join(
+        f"{t}: " + ",".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))
+        for t, kinds in sorted(by.items())
+    ) or "-"
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(errors.items())) or "0"
+
+
+def _lat(lat: dict[str, Any]) -> str:
+    keys = ("p50", "p90", "p99", "p99_9", "max")
+    return "  ".join(f"{k} {_fmt_ms(lat.get(k))}" for k in keys)

@@ -1,0 +1,198 @@
+"""The results document (schema in README "Results file"), built from an ``Outcome``.
+
+``build`` is pure; ``write`` is the only I/O. Nothing in here ever sees a password: the
+plan carries a redacted DSN by the time it gets here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loadengine import histogram
+from loadengine.aggregate import Aggregate, Bucket, total_changes
+from loadengine.coordinator import Outcome
+from loadengine.plan import RunPlan
+
+SCHEMA_VERSION = 1
+
+
+class ResultsPathError(ValueError):
+    """The results file cannot be written where asked."""
+
+
+def check_writable(output: str | None) -> None:
+    """Fail before the run, not after it, when the results file cannot be written."""
+    if output in (None, "-"):
+        return
+    parent = Path(output).resolve().parent
+    if not parent.is_dir():
+        raise ResultsPathError(f"--output {output!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ResultsPathError(f"--output {output!r}: directory {str(parent)!r} is not writable")
+
+
+def _per_second(agg: Aggregate, plan: RunPlan) -> list[dict[str, Any]]:
+    out = []
+    for second in sorted(agg.seconds):
+        b = agg.seconds[second]
+        rec: dict[str, Any] = {
+            "t_s": second,
+            "phase": "warmup" if second < plan.warmup_s else "measure",
+            "changes": b.change_count,
+            "changes_by_table": b.changes,
+            "target_changes": plan.target_cps,
+            "efficiency": None if not plan.target_cps else round(b.change_count / plan.target_cps, 4),
+            "transactions": b.transactions,
+            "statements": b.statements,
+            "errors": b.errors,
+            "late_batches": b.late_batches,
+            "missed_changes": b.missed_changes,
+            "backlog_changes": b.backlog_changes,
+            "reconnects": b.reconnects,
+            "latency_p50_ms": histogram.percentile_ms(b.latency_us, 50),
+            "latency_p99_ms": histogram.percentile_ms(b.latency_us, 99),
+            "service_p99_ms": histogram.percentile_ms(b.service_us, 99),
+        }
+        out.append(rec)
+    return out
+
+
+def _measured_window_s(plan: RunPlan, out: Outcome) -> float:
+    if out.status == "completed":
+        return float(plan.duration_s)
+    return max(0.0, out.elapsed_s - plan.warmup_s)
+
+
+def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
+    agg, total = out.aggregate, out.aggregate.total
+    measured = agg.changes_between(plan.warmup_s, 10**9)
+    window_s = _measured_window_s(plan, out)
+    achieved = measured / window_s if window_s > 0 else 0.0
+    lat = agg.latency_between(plan.warmup_s, 10**9)
+    service = histogram.merge(
+        b.service_us for s, b in agg.seconds.items() if s >= plan.warmup_s
+    )
+    return {
+        "target_cps": plan.target_cps,
+        "duration_s": plan.duration_s,
+        "warmup_s": plan.warmup_s,
+        "measured_s": round(window_s, 3),
+        "achieved_cps": round(achieved, 2),
+        "efficiency": None if not plan.target_cps else round(achieved / plan.target_cps, 5),
+        "changes": total.change_count,
+        "measured_changes": measured,
+        "warmup_changes": total.change_count - measured,
+        "changes_by_table": total.changes,
+        "setup_changes": out.setup_changes,
+        "setup_changes_total": total_changes(out.setup_changes),
+        "transactions": total.transactions,
+        "statements": total.statements,
+        "errors": total.errors,
+        "error_count": total.error_count,
+        "reconnects": total.reconnects,
+        "late_batches": total.late_batches,
+        "missed_changes": total.missed_changes,
+        "unsent_changes": sum(d.unsent_changes for d in out.done.values()),
+        "latency_ms": histogram.summary_ms(lat),
+        "service_time_ms": histogram.summary_ms(service),
+    }
+
+
+def _shards(out: Outcome, rates: dict[int, int | None]) -> list[dict[str, Any]]:
+    rows = []
+    for index in sorted(rates):
+        b = out.aggregate.shards.get(index, Bucket())
+        ready, done = out.ready.get(index), out.done.get(index)
+        rows.append({
+            "shard": index,
+            "rate_cps": rates[index],
+            "pid": ready.pid if ready else None,
+            "host": ready.host if ready else None,
+            "changes": b.change_count,
+            "changes_by_table": b.changes,
+            "setup_changes": ready.setup_changes if ready else {},
+            "transactions": b.transactions,
+            "errors": b.errors,
+            "missed_changes": b.missed_changes,
+            "unsent_changes": done.unsent_changes if done else None,
+            "finished": done is not None,
+        })
+    return rows
+
+
+def build(
+    plan: RunPlan,
+    out: Outcome,
+    *,
+    run_id: str,
+    started_at: str,
+    environment: dict[str, Any],
+    rates: dict[int, int | None],
+    server: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "started_at": started_at,
+        "status": out.status,
+        "reason": out.reason,
+        "plan": plan_document(plan),
+        "environment": environment,
+        "summary": _summary(plan, out),
+        "server": server or {},
+        "per_second": _per_second(out.aggregate, plan),
+        "shards": _shards(out, rates),
+        "failures": out.failures,
+        "resources": [asdict(s) for s in out.resources],
+    }
+
+
+def plan_document(plan: RunPlan) -> dict[str, Any]:
+    sources = dict(plan.sources)
+    values = {
+        "target_cps": "max" if plan.target_cps is None else plan.target_cps,
+        "duration_s": plan.duration_s,
+        "warmup_s": plan.warmup_s,
+        "workers": plan.workers,
+        "batch_size": plan.batch_size,
+        "log_interval_s": plan.log_interval_s,
+        "mix": ",".join(f"{op}={w}" for op, w in plan.mix),
+        "seed": plan.seed,
+        "on_overload": plan.on_overload,
+        "dsn": plan.dsn,
+        "output": plan.output,
+        "keep_server": plan.keep_server,
+    }
+    return {k: {"value": v, "source": sources.get(k, "default")} for k, v in values.items()}
+
+
+def dumps(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+
+
+def write(doc: dict[str, Any], output: str | None) -> str | None:
+    """Write atomically (temp file + rename). Returns where it went, or None on failure."""
+    data = dumps(doc)
+    if output is None:
+        return None
+    if output == "-":
+        sys.stdout.buffer.write(data + b"\n")
+        sys.stdout.flush()
+        return "-"
+    path = Path(output)
+    fd, tmp = tempfile.mkstemp(prefix=".results-", dir=path.resolve().parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(path)

@@ -1,0 +1,228 @@
+"""One shard: seed its keys, then run the open-model paced loop and report every second.
+
+The loop knows nothing about processes or queues: it gets a ``send`` callable, a ``stop``
+callable, a clock and an executor (a ``database.Session``). A backend wraps it in a
+process (``backend_local``) or, later, something else.
+
+Pacing: batch ``k`` is due at ``start + schedule.offset_ns(k)`` (absolute, never
+accumulated). Latency is measured from that intended time; service time from the moment
+the batch was actually sent. A change counts only once its commit was acknowledged.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from loadengine import histogram
+from loadengine.clock import Clock
+from loadengine.database import DatabaseError, is_connection_lost
+from loadengine.messages import ChangeCounts, ShardDelta, ShardDone, ShardMessage
+from loadengine.plan import ShardPlan
+from loadengine.schedule import NS_PER_S, Schedule, next_batch
+from loadengine.workload import KeyCursor, OpSequence, Statement, build_batch, insert_customers
+from loadengine.workload import insert_orders
+
+LATE_THRESHOLD_NS = 10_000_000  # a batch sent >= 10 ms after its intended time is "late"
+MAX_SLEEP_NS = 50_000_000  # re-check the stop flag at least every 50 ms
+SEED_CHUNK_ROWS = 500
+RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+class Executor(Protocol):
+    def run_transaction(self, stmts: list[Statement]) -> list[int]: ...
+
+    def reconnect(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Counters:
+    """Mutable per-second accumulator inside a shard; ``take`` emits a delta and resets."""
+
+    changes: ChangeCounts = field(default_factory=dict)
+    statements: int = 0
+    transactions: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    late_batches: int = 0
+    missed_changes: int = 0
+    reconnects: int = 0
+    latency_us: dict[int, int] = field(default_factory=dict)
+    service_us: dict[int, int] = field(default_factory=dict)
+
+    def add_commit(self, stmts: list[Statement], rows: list[int]) -> int:
+        for stmt, n in zip(stmts, rows, strict=True):
+            kinds = self.changes.setdefault(stmt.table, {})
+            kinds[stmt.kind] = kinds.get(stmt.kind, 0) + n
+        self.statements += len(stmts)
+        self.transactions += 1
+        return sum(rows)
+
+    def add_error(self, error_class: str) -> None:
+        self.errors[error_class] = self.errors.get(error_class, 0) + 1
+
+    def take(self, shard: int, second: int, backlog: int) -> ShardDelta:
+        delta = ShardDelta(
+            shard=shard,
+            second=second,
+            changes=self.changes,
+            statements=self.statements,
+            transactions=self.transactions,
+            errors=self.errors,
+            late_batches=self.late_batches,
+            missed_changes=self.missed_changes,
+            backlog_changes=backlog,
+            reconnects=self.reconnects,
+            latency_us=self.latency_us,
+            service_us=self.service_us,
+        )
+        self.changes, self.errors, self.latency_us, self.service_us = {}, {}, {}, {}
+        self.statements = self.transactions = self.late_batches = 0
+        self.missed_changes = self.reconnects = 0
+        return delta
+
+
+def seed_keys(plan: ShardPlan, executor: Executor) -> ChangeCounts:
+    """Insert the shard's seed rows (so updates have targets); returns what was written."""
+    rng = random.Random(f"seed:{plan.seed}")
+    keys = plan.keys
+    done: ChangeCounts = {}
+    for table, n in (("customers", keys.seeded_customers), ("orders", keys.seeded_orders)):
+        for first in range(0, n, SEED_CHUNK_ROWS):
+            size = min(SEED_CHUNK_ROWS, n - first)
+            if table == "customers":
+                stmt = insert_customers(rng, keys, first, size)
+            else:
+                stmt = insert_orders(rng, keys, first, size, keys.seeded_customers)
+            rows = executor.run_transaction([stmt])
+            kinds = done.setdefault(table, {})
+            kinds["insert"] = kinds.get("insert", 0) + sum(rows)
+    return done
+
+
+@dataclass(slots=True)
+class LoopState:
+    """Where the loop is: next batch, next second to report, and change bookkeeping."""
+
+    batch: int = 0
+    second: int = 0
+    sent_changes: int = 0
+    missed_changes: int = 0
+
+
+class ShardLoop:
+    """The paced loop of one shard. ``run`` returns when the schedule ends or on stop."""
+
+    def __init__(
+        self,
+        plan: ShardPlan,
+        executor: Executor,
+        send: Callable[[ShardMessage], None],
+        stop: Callable[[], bool],
+        clock: Clock,
+    ) -> None:
+        self.plan, self.executor, self.send, self.stop, self.clock = plan, executor, send, stop, clock
+        self.schedule = (
+            Schedule(plan.rate_cps, plan.batch_size, plan.total_s) if plan.rate_cps else None
+        )
+        self.rng = random.Random(plan.seed)
+        self.ops = OpSequence(plan.mix)
+        self.cursor = KeyCursor(plan.keys.seeded_customers, plan.keys.seeded_orders)
+        self.counters = Counters()
+        self.state = LoopState()
+
+    def run(self, start_ns: int) -> None:
+        end_ns = start_ns + self.plan.total_s * NS_PER_S
+        stopped = False
+        while True:
+            now = self.clock.now_ns()
+            self._flush_seconds(start_ns, min(now, end_ns))
+            if now >= end_ns:
+                break
+            if self.stop():
+                stopped = True
+                break
+            due_ns = self._next_due_ns(start_ns, end_ns)
+            if due_ns > now:
+                self.clock.sleep_ns(min(due_ns - now, MAX_SLEEP_NS))
+                continue
+            self._send_batch(start_ns, now)
+        self._finish(start_ns, end_ns, stopped)
+
+    def _next_due_ns(self, start_ns: int, end_ns: int) -> int:
+        sched = self.schedule
+        if sched is None:
+            return 0
+        if self.state.batch >= sched.batch_count:
+            return end_ns
+        return start_ns + sched.offset_ns(self.state.batch)
+
+    def _send_batch(self, start_ns: int, now_ns: int) -> None:
+        st, sched = self.state, self.schedule
+        if sched is None:
+            n, intended_ns = self.plan.batch_size, now_ns
+        else:
+            st.batch, skipped = next_batch(sched, st.batch, now_ns - start_ns, self.plan.on_overload)
+            if skipped:
+                missed = sum(sched.changes_in(b) for b in range(st.batch - skipped, st.batch))
+                st.missed_changes += missed
+                self.counters.missed_changes += missed
+            n, intended_ns = sched.changes_in(st.batch), start_ns + sched.offset_ns(st.batch)
+        if now_ns - intended_ns >= LATE_THRESHOLD_NS:
+            self.counters.late_batches += 1
+        st.batch += 1
+        st.sent_changes += n
+        self._execute(n, intended_ns)
+
+    def _execute(self, n: int, intended_ns: int) -> None:
+        counts = self.ops.next_counts(n)
+        tag = f"{self.plan.run_token}.{self.plan.index}.{self.state.batch}"
+        stmts, after = build_batch(counts, self.rng, self.plan.keys, self.cursor, tag)
+        sent_ns = self.clock.now_ns()
+        try:
+            rows = self.executor.run_transaction(stmts)
+        except DatabaseError as exc:
+            self.counters.add_error(exc.error_class)
+            if is_connection_lost(exc.error_class):
+                self._reconnect()
+            return
+        done_ns = self.clock.now_ns()
+        self.counters.add_commit(stmts, rows)
+        self.cursor = after
+        histogram.add(self.counters.latency_us, (done_ns - intended_ns) / 1000)
+        histogram.add(self.counters.service_us, (done_ns - sent_ns) / 1000)
+
+    def _reconnect(self) -> None:
+        for attempt in range(1_000_000):
+            if self.stop():
+                return
+            self.clock.sleep_ns(int(RECONNECT_BACKOFF_S[min(attempt, 4)] * NS_PER_S))
+            try:
+                self.executor.reconnect()
+                self.counters.reconnects += 1
+                return
+            except DatabaseError as exc:
+                self.counters.add_error(exc.error_class)
+
+    def _backlog(self, elapsed_ns: int) -> int:
+        if self.schedule is None:
+            return 0
+        due = self.schedule.due_changes(elapsed_ns)
+        return max(0, due - self.state.sent_changes - self.state.missed_changes)
+
+    def _flush_seconds(self, start_ns: int, now_ns: int) -> None:
+        while now_ns >= start_ns + (self.state.second + 1) * NS_PER_S:
+            boundary = (self.state.second + 1) * NS_PER_S
+            self.send(self.counters.take(self.plan.index, self.state.second, self._backlog(boundary - 1)))
+            self.state.second += 1
+
+    def _finish(self, start_ns: int, end_ns: int, stopped: bool) -> None:
+        now = min(self.clock.now_ns(), end_ns)
+        backlog = self._backlog(now - start_ns)
+        self.send(self.counters.take(self.plan.index, self.state.second, backlog))
+        unsent = 0
+        if self.schedule is not None:
+            st = self.state
+            unsent = self.schedule.total_changes - st.sent_changes - st.missed_changes
+        self.send(ShardDone(self.plan.index, stopped_early=stopped, unsent_changes=unsent))

@@ -1,0 +1,153 @@
+"""The inventory workload: which operations a batch holds, and the SQL that carries them.
+
+Pure: statements are built from a seeded ``random.Random`` and the shard's key space, and
+nothing here touches the database. A batch becomes at most one multi-row statement per
+operation, in a fixed order (inserts before the updates and orders that reference them).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from loadengine.plan import KeySpace
+from loadengine.schema import PRODUCT_IDS
+
+FIRST_NAMES = ("Sally", "George", "Edward", "Anne", "Maria", "Ken", "Priya", "Omar", "Lena", "Tom")
+LAST_NAMES = ("Thomas", "Bailey", "Walker", "Kretchmar", "Garcia", "Ito", "Rao", "Haddad", "Berg")
+EMAIL_DOMAIN = "loadengine.test"
+ORDER_ORDER = ("insert_customer", "insert_order", "update_customer", "update_order")
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One multi-row statement. ``rows`` is the number of row changes it should make."""
+
+    op: str
+    table: str
+    kind: str
+    sql: str
+    params: tuple[object, ...]
+    rows: int
+
+
+class OpSequence:
+    """Smooth weighted round-robin over operations: exact proportions in every cycle.
+
+    Over any ``sum(weights)`` consecutive changes each operation appears exactly
+    ``weight`` times, interleaved as evenly as possible (nginx's algorithm).
+    """
+
+    def __init__(self, mix: tuple[tuple[str, int], ...]) -> None:
+        self._ops = [(op, w) for op, w in mix if w > 0]
+        self._total = sum(w for _, w in self._ops)
+        self._current = [0] * len(self._ops)
+
+    def next_counts(self, n: int) -> dict[str, int]:
+        """Operation counts for the next ``n`` changes."""
+        counts: dict[str, int] = {}
+        for _ in range(n):
+            best = 0
+            for i, (_, w) in enumerate(self._ops):
+                self._current[i] += w
+                if self._current[i] > self._current[best]:
+                    best = i
+            self._current[best] -= self._total
+            op = self._ops[best][0]
+            counts[op] = counts.get(op, 0) + 1
+        return counts
+
+
+@dataclass(slots=True)
+class KeyCursor:
+    """How many of the shard's customers/orders exist (committed), by key index ``k``."""
+
+    customers: int
+    orders: int
+
+
+def _placeholders(columns: int, rows: int) -> str:
+    one = "(" + ",".join("?" * columns) + ")"
+    return ",".join([one] * rows)
+
+
+def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -> Statement:
+    params: list[object] = []
+    for k in range(first_k, first_k + n):
+        cid = keys.customer_id(k)
+        params += [cid, rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), f"c{cid}@{EMAIL_DOMAIN}"]
+    sql = "INSERT INTO customers (id, first_name, last_name, email) VALUES " + _placeholders(4, n)
+    return Statement("insert_customer", "customers", "insert", sql, tuple(params), n)
+
+
+def insert_orders(
+    rng: random.Random, keys: KeySpace, first_k: int, n: int, customers: int
+) -> Statement:
+    params: list[object] = []
+    for k in range(first_k, first_k + n):
+        day = 1 + rng.randrange(28)
+        params += [
+            keys.order_number(k),
+            f"2026-{1 + rng.randrange(12):02d}-{day:02d}",
+            keys.customer_id(rng.randrange(customers)),
+            1 + rng.randrange(10),
+            rng.choice(PRODUCT_IDS),
+        ]
+    sql = (
+        "INSERT INTO orders (order_number, order_date, purchaser, quantity, product_id) VALUES "
+        + _placeholders(5, n)
+    )
+    return Statement("insert_order", "orders", "insert", sql, tuple(params), n)
+
+
+def update_customers(
+    rng: random.Random, keys: KeySpace, existing: int, n: int, tag: str
+) -> Statement:
+    """Distinct rows, each given a new email that is unique (it embeds the row id and tag)."""
+    ids = [keys.customer_id(k) for k in rng.sample(range(existing), n)]
+    sql = (
+        "UPDATE customers SET email = CONCAT('c', id, '.', ?, '@"
+        + EMAIL_DOMAIN
+        + "') WHERE id IN ("
+        + ",".join("?" * n)
+        + ")"
+    )
+    return Statement("update_customer", "customers", "update", sql, (tag, *ids), n)
+
+
+def update_orders(rng: random.Random, keys: KeySpace, existing: int, n: int) -> Statement:
+    """Distinct rows; ``quantity % 100 + 1`` always differs from ``quantity``."""
+    ids = [keys.order_number(k) for k in rng.sample(range(existing), n)]
+    sql = (
+        "UPDATE orders SET quantity = quantity % 100 + 1 WHERE order_number IN ("
+        + ",".join("?" * n)
+        + ")"
+    )
+    return Statement("update_order", "orders", "update", sql, tuple(ids), n)
+
+
+def build_batch(
+    counts: dict[str, int], rng: random.Random, keys: KeySpace, cursor: KeyCursor, tag: str
+) -> tuple[list[Statement], KeyCursor]:
+    """Statements for one batch, and the key cursor as it will be once the batch commits.
+
+    Updates only pick rows that already exist (committed before this batch) and are
+    distinct within a statement, so every listed row really changes. If fewer rows exist
+    than requested, the statement is shortened: the shortfall is visible as fewer changes.
+    """
+    stmts: list[Statement] = []
+    c_new = counts.get("insert_customer", 0)
+    if c_new:
+        stmts.append(insert_customers(rng, keys, cursor.customers, c_new))
+    o_new = counts.get("insert_order", 0)
+    if o_new and cursor.customers + c_new > 0:
+        stmts.append(insert_orders(rng, keys, cursor.orders, o_new, cursor.customers + c_new))
+    else:
+        o_new = 0
+    n = min(counts.get("update_customer", 0), cursor.customers)
+    if n:
+        stmts.append(update_customers(rng, keys, cursor.customers, n, tag))
+    n = min(counts.get("update_order", 0), cursor.orders)
+    if n:
+        stmts.append(update_orders(rng, keys, cursor.orders, n))
+    return stmts, KeyCursor(cursor.customers + c_new, cursor.orders + o_new)
