@@ -191,8 +191,8 @@ class Coordinator:
                 self._fail(f"shard {shard} process exited unexpectedly (exit code {code})", shard)
 
     def _check_overload(self, second: int) -> None:
-        target = self.plan.target_cps
-        if self.plan.on_overload != "abort" or target is None or self.out.status != "completed":
+        target = self.plan.target_at(second)
+        if self.plan.on_overload != "abort" or not target or self.out.status != "completed":
             return
         backlog = self.out.aggregate.seconds[second].backlog_changes
         if backlog > target:

@@ -90,7 +90,7 @@ def connect(dsn: Dsn, *, with_database: bool = True, timeout_s: int = 5) -> Any:
         "password": dsn.password,
         "connection_timeout": timeout_s,
         "autocommit": False,
-        "use_pure": False,
+        "use_pure": not mysql.connector.HAVE_CEXT,
         # Affected rows must be *changed* rows: that is what the binary log holds.
         "client_flags": [-ClientFlag.FOUND_ROWS],
     }
@@ -217,3 +217,22 @@ def server_pid(conn: Any) -> int | None:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None
+
+
+def binlog_position(conn: Any) -> dict[str, Any] | None:
+    """Current binary-log file/position (and GTID position where the server has one)."""
+    for sql in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
+        try:
+            rows = query(conn, sql)
+        except errors.Error:
+            continue
+        if not rows:
+            return None
+        pos: dict[str, Any] = {"file": _plain(rows[0][0]), "position": int(rows[0][1])}
+        with contextlib.suppress(errors.Error):
+            gtid = query(conn, "SELECT @@gtid_binlog_pos")  # MariaDB
+            pos["gtid"] = _plain(gtid[0][0])
+        if "gtid" not in pos and len(rows[0]) > 4:
+            pos["gtid"] = _plain(rows[0][4])  # MySQL Executed_Gtid_Set
+        return pos
+    return None

@@ -23,9 +23,14 @@ DEFAULT_MIX: tuple[tuple[str, int], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class RunPlan:
-    """Every effective setting of a run. ``target_cps`` None means unthrottled (``max``)."""
+    """Every effective setting of a run.
 
-    target_cps: int | None
+    ``steps`` are (target_cps, duration_s) pairs run back to back after the warmup (one
+    step for a constant rate, several for a ramp); empty means unthrottled (``max``), in
+    which case ``duration_s`` alone says how long. Warmup runs at the first step's rate.
+    """
+
+    steps: tuple[tuple[int, int], ...]
     duration_s: int
     warmup_s: int
     workers: int
@@ -42,6 +47,36 @@ class RunPlan:
     @property
     def total_s(self) -> int:
         return self.warmup_s + self.duration_s
+
+    @property
+    def planned_changes(self) -> int | None:
+        """Changes the measured window should commit (None when unthrottled)."""
+        return sum(r * d for r, d in self.steps) if self.steps else None
+
+    @property
+    def target_cps(self) -> int | float | None:
+        """The target rate; for a ramp, the time-weighted mean over the measured window."""
+        if not self.steps:
+            return None
+        if len(self.steps) == 1:
+            return self.steps[0][0]
+        return (self.planned_changes or 0) / self.duration_s
+
+    def schedule_steps(self) -> tuple[tuple[int, int], ...]:
+        """Steps including the warmup, from the common start."""
+        if not self.steps:
+            return ()
+        warm = ((self.steps[0][0], self.warmup_s),) if self.warmup_s else ()
+        return warm + self.steps
+
+    def target_at(self, second: int) -> int | None:
+        """Target changes for second ``second`` after the common start."""
+        t = 0
+        for rate, dur in self.schedule_steps():
+            if second < t + dur:
+                return rate
+            t += dur
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +99,15 @@ class KeySpace:
 
 @dataclass(frozen=True, slots=True)
 class ShardPlan:
-    """What one shard process needs to run; crosses the process boundary."""
+    """What one shard process needs to run; crosses the process boundary.
+
+    ``steps`` (rate_cps, duration_s) include the warmup; empty means unthrottled.
+    """
 
     index: int
     count: int
-    rate_cps: int | None
+    steps: tuple[tuple[int, int], ...]
     total_s: int
-    warmup_s: int
     batch_size: int
     mix: tuple[tuple[str, int], ...]
     seed: int
@@ -78,10 +115,6 @@ class ShardPlan:
     on_overload: str
     keys: KeySpace
     dsn: str
-
-    @property
-    def planned_changes(self) -> int | None:
-        return None if self.rate_cps is None else self.rate_cps * self.total_s
 
 
 def split_rate(target_cps: int, shards: int) -> list[int]:
@@ -108,15 +141,17 @@ def needs_seed(mix: tuple[tuple[str, int], ...]) -> tuple[bool, bool]:
 def shard_plans(
     plan: RunPlan, dsn: str, customer_first: int, order_first: int, run_token: str
 ) -> list[ShardPlan]:
-    """Split a run plan into one ShardPlan per worker. ``*_first`` are the lowest free keys."""
-    rates: list[int | None]
-    rates = [None] * plan.workers if plan.target_cps is None else list(
-        split_rate(plan.target_cps, plan.workers)
-    )
+    """Split a run plan into one ShardPlan per worker. ``*_first`` are the lowest free keys.
+
+    Every step's rate is split exactly, so at every moment the shards' rates sum to the
+    plan's rate.
+    """
+    steps = plan.schedule_steps()
+    per_step = [split_rate(rate, plan.workers) for rate, _ in steps]
     seed_c, seed_o = needs_seed(plan.mix)
     seeded = seed_rows_per_shard(plan.batch_size)
     out = []
-    for i, rate in enumerate(rates):
+    for i in range(plan.workers):
         keys = KeySpace(
             customer_first=customer_first,
             order_first=order_first,
@@ -129,9 +164,8 @@ def shard_plans(
             ShardPlan(
                 index=i,
                 count=plan.workers,
-                rate_cps=rate,
+                steps=tuple((rates[i], dur) for rates, (_, dur) in zip(per_step, steps, strict=True)),
                 total_s=plan.total_s,
-                warmup_s=plan.warmup_s,
                 batch_size=plan.batch_size,
                 mix=plan.mix,
                 seed=plan.seed * 1_000_003 + i,

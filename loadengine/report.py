@@ -23,8 +23,9 @@ def live_line(plan: RunPlan, agg: Aggregate, upto_s: int, sample: ResourceSample
     recent = last.change_count if last else 0
     overall = total / upto_s if upto_s else 0.0
     parts = [f"[{upto_s:>4}s]", f"changes {total:,}", f"cps {overall:,.0f} (last {recent:,})"]
-    if plan.target_cps:
-        parts.append(f"eff {100.0 * recent / plan.target_cps:5.1f}%")
+    target = plan.target_at(upto_s - 1)
+    if target:
+        parts.append(f"eff {100.0 * recent / target:5.1f}%")
     p99 = histogram.percentile_ms(last.latency_us, 99) if last else None
     parts.append(f"p99 {_fmt_ms(p99)}")
     errors = sum(b.error_count for s, b in agg.seconds.items() if s < upto_s)

@@ -18,6 +18,7 @@ import orjson
 from loadengine import histogram
 from loadengine.aggregate import Aggregate, Bucket, total_changes
 from loadengine.coordinator import Outcome
+from loadengine.dsn import redact_text
 from loadengine.plan import RunPlan
 
 SCHEMA_VERSION = 1
@@ -47,8 +48,8 @@ def _per_second(agg: Aggregate, plan: RunPlan) -> list[dict[str, Any]]:
             "phase": "warmup" if second < plan.warmup_s else "measure",
             "changes": b.change_count,
             "changes_by_table": b.changes,
-            "target_changes": plan.target_cps,
-            "efficiency": None if not plan.target_cps else round(b.change_count / plan.target_cps, 4),
+            "target_changes": plan.target_at(second),
+            "efficiency": _ratio(b.change_count, plan.target_at(second)),
             "transactions": b.transactions,
             "statements": b.statements,
             "errors": b.errors,
@@ -64,6 +65,26 @@ def _per_second(agg: Aggregate, plan: RunPlan) -> list[dict[str, Any]]:
     return out
 
 
+def _ratio(num: float, den: float | None) -> float | None:
+    return None if not den else round(num / den, 5)
+
+
+def _steps(plan: RunPlan, agg: Aggregate) -> list[dict[str, Any]]:
+    """Per-step results for a ramp (one entry per step; one step for a constant rate)."""
+    out, t = [], plan.warmup_s
+    for rate, dur in plan.steps:
+        changes = agg.changes_between(t, t + dur)
+        lat = agg.latency_between(t, t + dur)
+        out.append({
+            "target_cps": rate, "start_s": t, "duration_s": dur,
+            "changes": changes, "achieved_cps": round(changes / dur, 2),
+            "efficiency": _ratio(changes, rate * dur),
+            "latency_ms": histogram.summary_ms(lat),
+        })
+        t += dur
+    return out
+
+
 def _measured_window_s(plan: RunPlan, out: Outcome) -> float:
     if out.status == "completed":
         return float(plan.duration_s)
@@ -75,6 +96,11 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
     measured = agg.changes_between(plan.warmup_s, 10**9)
     window_s = _measured_window_s(plan, out)
     achieved = measured / window_s if window_s > 0 else 0.0
+    expected = sum(plan.target_at(s) or 0 for s in range(plan.warmup_s, plan.total_s))
+    if out.status != "completed":
+        expected = sum(
+            plan.target_at(s) or 0 for s in range(plan.warmup_s, plan.warmup_s + int(window_s))
+        )
     lat = agg.latency_between(plan.warmup_s, 10**9)
     service = histogram.merge(
         b.service_us for s, b in agg.seconds.items() if s >= plan.warmup_s
@@ -85,7 +111,8 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
         "warmup_s": plan.warmup_s,
         "measured_s": round(window_s, 3),
         "achieved_cps": round(achieved, 2),
-        "efficiency": None if not plan.target_cps else round(achieved / plan.target_cps, 5),
+        "planned_changes": plan.planned_changes,
+        "efficiency": _ratio(measured, expected) if plan.steps else None,
         "changes": total.change_count,
         "measured_changes": measured,
         "warmup_changes": total.change_count - measured,
@@ -102,17 +129,18 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
         "unsent_changes": sum(d.unsent_changes for d in out.done.values()),
         "latency_ms": histogram.summary_ms(lat),
         "service_time_ms": histogram.summary_ms(service),
+        "steps": _steps(plan, agg),
     }
 
 
-def _shards(out: Outcome, rates: dict[int, int | None]) -> list[dict[str, Any]]:
+def _shards(out: Outcome, rates: dict[int, tuple[tuple[int, int], ...]]) -> list[dict[str, Any]]:
     rows = []
     for index in sorted(rates):
         b = out.aggregate.shards.get(index, Bucket())
         ready, done = out.ready.get(index), out.done.get(index)
         rows.append({
             "shard": index,
-            "rate_cps": rates[index],
+            "steps": [list(step) for step in rates[index]],
             "pid": ready.pid if ready else None,
             "host": ready.host if ready else None,
             "changes": b.change_count,
@@ -134,7 +162,7 @@ def build(
     run_id: str,
     started_at: str,
     environment: dict[str, Any],
-    rates: dict[int, int | None],
+    rates: dict[int, tuple[tuple[int, int], ...]],
     server: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -158,6 +186,7 @@ def plan_document(plan: RunPlan) -> dict[str, Any]:
     sources = dict(plan.sources)
     values = {
         "target_cps": "max" if plan.target_cps is None else plan.target_cps,
+        "steps": [list(step) for step in plan.steps],
         "duration_s": plan.duration_s,
         "warmup_s": plan.warmup_s,
         "workers": plan.workers,
@@ -166,7 +195,7 @@ def plan_document(plan: RunPlan) -> dict[str, Any]:
         "mix": ",".join(f"{op}={w}" for op, w in plan.mix),
         "seed": plan.seed,
         "on_overload": plan.on_overload,
-        "dsn": plan.dsn,
+        "dsn": None if plan.dsn is None else redact_text(plan.dsn),
         "output": plan.output,
         "keep_server": plan.keep_server,
     }

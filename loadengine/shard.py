@@ -123,9 +123,7 @@ class ShardLoop:
         clock: Clock,
     ) -> None:
         self.plan, self.executor, self.send, self.stop, self.clock = plan, executor, send, stop, clock
-        self.schedule = (
-            Schedule(plan.rate_cps, plan.batch_size, plan.total_s) if plan.rate_cps else None
-        )
+        self.schedule = Schedule(plan.steps, plan.batch_size) if plan.steps else None
         self.rng = random.Random(plan.seed)
         self.ops = OpSequence(plan.mix)
         self.cursor = KeyCursor(plan.keys.seeded_customers, plan.keys.seeded_orders)

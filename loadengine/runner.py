@@ -1,0 +1,260 @@
+"""``loadengine run``: from a validated plan to a results file and an exit code.
+
+Order: signals first (so Ctrl-C at any moment still leaves a results file), then the
+server (DSN or embedded), schema check, shard plans, the coordinator, results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import secrets
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from loadengine import __version__, database, embedded, report, results, schema_admin
+from loadengine.backend_local import LocalBackend
+from loadengine.clock import SystemClock
+from loadengine.coordinator import Coordinator, Outcome, StopFlag
+from loadengine.dsn import Dsn, parse_dsn
+from loadengine.plan import RunPlan, shard_plans
+from loadengine.resources import Sampler, find_local_server_pid
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class RunError(Exception):
+    """A one-line, user-facing reason the run cannot go on; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What the run learned on the way; enough to write a results file at any moment."""
+
+    plan: RunPlan
+    run_id: str
+    started_at: str
+    stop: StopFlag
+    outcome: Outcome = field(default_factory=Outcome)
+    environment: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
+    rates: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    embedded_server: embedded.EmbeddedServer | None = None
+
+
+def default_output(now: dt.datetime) -> str:
+    os.makedirs("results", exist_ok=True)
+    return os.path.join("results", f"run-{now.strftime('%Y%m%dT%H%M%SZ')}.json")
+
+
+@contextmanager
+def signals_to(stop: StopFlag) -> Iterator[None]:
+    def handler(signum: int, _frame: object) -> None:
+        stop.set(signum)
+
+    old = {s: signal.signal(s, handler) for s in EXIT_BY_SIGNAL}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _check_stop(ctx: RunContext) -> None:
+    if ctx.stop.is_set:
+        raise RunError("interrupted before the load started", EXIT_BY_SIGNAL[ctx.stop.signum or 2])
+
+
+def _environment() -> dict[str, Any]:
+    drv = database.driver_info()
+    return {
+        "loadengine": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "driver": {"name": drv.name, "version": drv.version, "implementation": drv.implementation},
+    }
+
+
+def _server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
+    if ctx.plan.dsn is not None:
+        return parse_dsn(ctx.plan.dsn)
+    try:
+        server = embedded.start()
+    except embedded.EmbeddedError as exc:
+        raise RunError(str(exc)) from None
+    ctx.embedded_server = server
+    dsn = server.dsn()
+    say(f"embedded {server.binary.flavor} server on 127.0.0.1:{server.port} "
+        f"(binary log on, config configs/mysql/cdc.cnf)")
+    schema_admin.init(dsn)
+    return dsn
+
+
+def _prepare(ctx: RunContext, dsn: Dsn) -> list[Any]:
+    status = schema_admin.status(dsn)
+    if not status.ready:
+        what = "database" if not status.database_exists else f"tables {', '.join(status.missing)}"
+        raise RunError(
+            f"schema missing in {dsn.redacted()} ({what}); run: loadengine schema init "
+            f"--dsn '{dsn.redacted()}'"
+        )
+    conn = database.connect(dsn)
+    try:
+        ctx.environment["server"] = database.server_environment(conn)
+        c_first, o_first = schema_admin.first_free_keys(conn)
+        ctx.server["row_counters_before"] = database.row_change_counters(conn)
+        ctx.server["binlog_start"] = database.binlog_position(conn)
+        pid = ctx.embedded_server.process.pid if ctx.embedded_server else None
+        if pid is None and dsn.host in LOCAL_HOSTS:
+            pid = database.server_pid(conn) or find_local_server_pid(dsn.port)
+        ctx.server["pid"] = pid
+    finally:
+        conn.close()
+    plans = shard_plans(ctx.plan, dsn.to_url(), c_first, o_first, ctx.run_id)
+    ctx.rates = {p.index: p.steps for p in plans}
+    return plans
+
+
+def _finish_server_facts(ctx: RunContext, dsn: Dsn) -> None:
+    try:
+        conn = database.connect(dsn)
+    except database.DatabaseError as exc:
+        ctx.server["after_error"] = exc.error_class
+        return
+    try:
+        after = database.row_change_counters(conn)
+        before = ctx.server.get("row_counters_before", {})
+        ctx.server["row_counters_after"] = after
+        ctx.server["row_changes"] = {k: after[k] - before.get(k, 0) for k in after}
+        ctx.server["binlog_end"] = database.binlog_position(conn)
+    finally:
+        conn.close()
+
+
+def _coordinate(ctx: RunContext, plans: list[Any], say: Callable[[str], None]) -> None:
+    backend = LocalBackend()
+    sampler = Sampler(ctx.server.get("pid"))
+
+    def sample(t_s: float, pids: dict[int, int]) -> Any:
+        sampler.watch_shards(pids)
+        return sampler.sample(t_s)
+
+    coord = Coordinator(ctx.plan, plans, backend, SystemClock(), ctx.stop, sample, say)
+    ctx.outcome = coord.out
+    try:
+        coord.run()
+    finally:
+        backend.close(5.0)
+
+
+def execute(plan: RunPlan, out: TextIO) -> int:
+    """Run the plan; always try to leave a results file. Returns the exit code."""
+    now = dt.datetime.now(dt.UTC)
+    ctx = RunContext(plan, secrets.token_hex(4), now.isoformat(timespec="seconds"), StopFlag())
+    output = plan.output or default_output(now)
+    try:
+        results.check_writable(output)
+    except results.ResultsPathError as exc:
+        raise RunError(str(exc), EXIT_USAGE) from None
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    ctx.environment = _environment()
+    if ctx.environment["driver"]["implementation"] != "c-extension":
+        say("WARNING: mysql-connector-python C extension unavailable; running pure Python")
+    with signals_to(ctx.stop):
+        code = _execute(ctx, say)
+        written = _write(ctx, output, say)
+    if ctx.embedded_server is not None:
+        _stop_embedded(ctx, say)
+    return code if written else max(code, EXIT_FAILED)
+
+
+def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
+    dsn: Dsn | None = None
+    try:
+        dsn = _server_dsn(ctx, say)
+        _check_stop(ctx)
+        plans = _prepare(ctx, dsn)
+        _check_stop(ctx)
+        say(_banner(ctx, dsn))
+        _coordinate(ctx, plans, say)
+    except RunError as exc:
+        ctx.outcome.status = "interrupted" if ctx.stop.is_set else "failed"
+        ctx.outcome.reason = str(exc)
+        say(f"error: {exc}")
+        return exc.code
+    except database.DatabaseError as exc:
+        ctx.outcome.status, ctx.outcome.reason = "failed", f"{exc.error_class}: {exc}"
+        say(f"error: cannot use the database: {exc.error_class}: {exc}")
+        return EXIT_FAILED
+    finally:
+        if dsn is not None and ctx.outcome.started:
+            _finish_server_facts(ctx, dsn)
+    return _exit_code(ctx)
+
+
+def _exit_code(ctx: RunContext) -> int:
+    status = ctx.outcome.status
+    if ctx.stop.is_set:
+        if status in ("completed", "interrupted"):
+            ctx.outcome.status = "interrupted"
+        return EXIT_BY_SIGNAL.get(ctx.stop.signum or 2, 130)
+    return {"completed": EXIT_OK, "aborted": EXIT_ABORTED}.get(status, EXIT_FAILED)
+
+
+def _banner(ctx: RunContext, dsn: Dsn) -> str:
+    p, env = ctx.plan, ctx.environment
+    target = "max" if p.target_cps is None else (
+        f"{p.target_cps:,}" if len(p.steps) == 1 else "ramp " + "->".join(str(r) for r, _ in p.steps)
+    )
+    srv = env.get("server", {})
+    return (
+        f"loadengine {__version__} run {ctx.run_id}: target {target} CPS, {p.duration_s}s"
+        f" (+{p.warmup_s}s warmup), {p.workers} shards, batch {p.batch_size}, "
+        f"overload policy {p.on_overload}, driver {env['driver']['implementation']}, "
+        f"server {srv.get('version', '?')} binlog {srv.get('log_bin', '?')}/"
+        f"{srv.get('binlog_format', '?')} at {dsn.redacted()}"
+    )
+
+
+def _write(ctx: RunContext, output: str, say: Callable[[str], None]) -> bool:
+    doc = results.build(
+        ctx.plan, ctx.outcome, run_id=ctx.run_id, started_at=ctx.started_at,
+        environment=ctx.environment, rates=ctx.rates, server=ctx.server,
+    )
+    say(report.summary_table(doc))
+    try:
+        where = results.write(doc, output)
+    except OSError as exc:
+        print(f"error: cannot write results to {output!r} ({exc.strerror}); results follow on "
+              "stderr", file=sys.stderr)
+        sys.stderr.buffer.write(results.dumps(doc) + b"\n")
+        return False
+    if where not in (None, "-"):
+        say(f"results: {where}")
+    return True
+
+
+def _stop_embedded(ctx: RunContext, say: Callable[[str], None]) -> None:
+    server = ctx.embedded_server
+    assert server is not None
+    if ctx.plan.keep_server:
+        say(f"embedded server kept running: {server.dsn().redacted()} "
+            f"(pid {server.process.pid}, data {server.data_dir})")
+        return
+    server.stop()
+    server.remove()

@@ -1,0 +1,239 @@
+"""Where settings come from: flags over environment over profile over defaults.
+
+``resolve`` turns the raw strings of each layer into one validated, frozen ``RunPlan``
+and records, per setting, which layer it came from. Every bad value raises
+``SettingsError`` with one line naming the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadengine.dsn import DsnError, dsn_from_parts, parse_dsn
+from loadengine.plan import DEFAULT_MIX, OPERATIONS, OVERLOAD_POLICIES, RunPlan
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "configs" / "profiles"
+MAX_WORKERS_DEFAULT = 8
+
+
+class SettingsError(ValueError):
+    """One line: the offending value and what is allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    flag: str
+    env: tuple[str, ...]
+    default: Any
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("target_cps", "--target-cps", ("TARGET_CPS",), 1000),
+    Field("duration_s", "--duration", ("DURATION_SECONDS",), 10),
+    Field("warmup_s", "--warmup", ("WARMUP_SECONDS",), 0),
+    Field("workers", "--workers", ("CONCURRENCY",), None),
+    Field("batch_size", "--batch-size", ("BATCH_SIZE",), 10),
+    Field("log_interval_s", "--log-interval", ("LOG_INTERVAL_SECONDS",), 1.0),
+    Field("mix", "--mix", ("LOADENGINE_MIX",), None),
+    Field("seed", "--seed", ("LOADENGINE_SEED",), 1),
+    Field("on_overload", "--on-overload", ("LOADENGINE_ON_OVERLOAD",), "catch-up"),
+    Field("dsn", "--dsn", ("LOADENGINE_DSN",), None),
+    Field("output", "--output", ("LOADENGINE_OUTPUT",), None),
+    Field("keep_server", "--keep-server", (), False),
+)
+# Profile keys are the flag names without dashes (``duration``, ``batch_size``...).
+PROFILE_KEYS: dict[str, str] = {
+    f.flag.removeprefix("--").replace("-", "_"): f.name
+    for f in FIELDS
+    if f.name not in ("output", "keep_server")
+}
+PROFILE_EXTRA_KEYS = frozenset({"steps", "description"})
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS_DEFAULT))
+
+
+def _int(flag: str, value: Any, minimum: int, what: str) -> int:
+    try:
+        n = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise SettingsError(f"{flag} {value!r}: must be an integer {what}") from None
+    if isinstance(value, bool) or n < minimum:
+        raise SettingsError(f"{flag} {value!r}: must be an integer {what}")
+    return n
+
+
+def parse_target(value: Any, flag: str = "--target-cps") -> int | None:
+    if str(value).strip().lower() == "max":
+        return None
+    return _int(flag, value, 1, ">= 1, or 'max'")
+
+
+def parse_mix(value: Any, flag: str = "--mix") -> tuple[tuple[str, int], ...]:
+    """``op=weight,...`` (or a TOML table) -> ordered (op, weight) pairs."""
+    items = value.items() if isinstance(value, Mapping) else (
+        part.split("=", 1) if "=" in part else (part, "")
+        for part in str(value).split(",") if part.strip()
+    )
+    weights: dict[str, int] = {}
+    for op, w in items:
+        op = str(op).strip()
+        if op not in OPERATIONS:
+            raise SettingsError(f"{flag}: unknown operation {op!r}; allowed: {', '.join(OPERATIONS)}")
+        weights[op] = _int(f"{flag} {op}", w, 0, ">= 0")
+    if sum(weights.values()) == 0:
+        raise SettingsError(f"{flag} {value!r}: weights sum to 0; at least one must be > 0")
+    return tuple((op, weights[op]) for op in OPERATIONS if op in weights)
+
+
+def parse_float(flag: str, value: Any, minimum: float) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{flag} {value!r}: must be a number >= {minimum}") from None
+    if not x >= minimum:
+        raise SettingsError(f"{flag} {value!r}: must be a number >= {minimum}")
+    return x
+
+
+def parse_steps(value: Any) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, list) or not value:
+        raise SettingsError("profile steps: must be a non-empty list of {target_cps, duration}")
+    out = []
+    for i, step in enumerate(value):
+        if not isinstance(step, Mapping) or set(step) != {"target_cps", "duration"}:
+            raise SettingsError(f"profile steps[{i}]: must have exactly target_cps and duration")
+        rate = _int(f"steps[{i}].target_cps", step["target_cps"], 1, ">= 1")
+        out.append((rate, _int(f"steps[{i}].duration", step["duration"], 1, ">= 1")))
+    return tuple(out)
+
+
+def load_profile(name_or_path: str) -> dict[str, Any]:
+    """A profile by name (``configs/profiles/NAME.toml``) or path; unknown keys refused."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = PROFILE_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
+        raise SettingsError(f"--profile {name_or_path!r}: no such profile (known: {known})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"--profile {name_or_path!r}: not valid TOML ({exc})") from None
+    unknown = sorted(set(data) - set(PROFILE_KEYS) - PROFILE_EXTRA_KEYS)
+    if unknown:
+        allowed = sorted(set(PROFILE_KEYS) | PROFILE_EXTRA_KEYS)
+        raise SettingsError(
+            f"--profile {name_or_path!r}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}"
+        )
+    return {PROFILE_KEYS.get(k, k): v for k, v in data.items()}
+
+
+def _env_value(f: Field, env: Mapping[str, str]) -> str | None:
+    for name in f.env:
+        if env.get(name, "") != "":
+            return env[name]
+    if f.name == "dsn":
+        try:
+            return dsn_from_parts(dict(env))
+        except ValueError:
+            raise SettingsError("MYSQL_PORT: must be an integer port") from None
+    return None
+
+
+def _layered(
+    flags: Mapping[str, Any], env: Mapping[str, str], profile: Mapping[str, Any], profile_name: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for f in FIELDS:
+        if flags.get(f.name) is not None:
+            values[f.name], sources[f.name] = flags[f.name], "flag"
+        elif (v := _env_value(f, env)) is not None:
+            values[f.name], sources[f.name] = v, "env:" + (
+                next((n for n in f.env if env.get(n)), "MYSQL_*")
+            )
+        elif f.name in profile:
+            values[f.name], sources[f.name] = profile[f.name], f"profile:{profile_name}"
+        else:
+            values[f.name], sources[f.name] = f.default, "default"
+    return values, sources
+
+
+def resolve(
+    flags: Mapping[str, Any], env: Mapping[str, str], profile_name: str | None = None
+) -> RunPlan:
+    """The validated plan. ``flags`` holds only flags the user gave (others None)."""
+    profile = load_profile(profile_name) if profile_name else {}
+    values, sources = _layered(flags, env, profile, profile_name or "")
+    target = parse_target(values["target_cps"], _flag_for("target_cps", sources))
+    duration = _int(_flag_for("duration_s", sources), values["duration_s"], 1, ">= 1 (seconds)")
+    steps: tuple[tuple[int, int], ...] = () if target is None else ((target, duration),)
+    overridden = not sources["target_cps"].startswith(("profile", "default")) or not sources[
+        "duration_s"
+    ].startswith(("profile", "default"))
+    if "steps" in profile and not overridden:
+        steps = parse_steps(profile["steps"])
+        duration = sum(d for _, d in steps)
+        sources["target_cps"] = sources["duration_s"] = f"profile:{profile_name} (steps)"
+    return _finish(values, sources, steps, duration)
+
+
+def _flag_for(name: str, sources: Mapping[str, str]) -> str:
+    f = next(x for x in FIELDS if x.name == name)
+    src = sources.get(name, "default")
+    if src.startswith("env:"):
+        return src[4:]
+    if src.startswith("profile"):
+        return f"profile key {f.flag.removeprefix('--').replace('-', '_')}"
+    return f.flag
+
+
+def _finish(
+    values: dict[str, Any], sources: dict[str, str], steps: tuple[tuple[int, int], ...],
+    duration: int,
+) -> RunPlan:
+    fl = lambda n: _flag_for(n, sources)  # noqa: E731 - short local alias
+    workers_raw = values["workers"]
+    if workers_raw is None:
+        workers_raw, sources["workers"] = default_workers(), "default (cpu count, max 8)"
+    workers = _int(fl("workers"), workers_raw, 1, ">= 1")
+    min_rate = min((r for r, _ in steps), default=None)
+    if min_rate is not None and workers > min_rate:
+        raise SettingsError(
+            f"{fl('workers')} {workers}: exceeds the target of {min_rate} CPS; each shard needs "
+            "at least 1 change/s (lower --workers or raise --target-cps)"
+        )
+    on_overload = str(values["on_overload"])
+    if on_overload not in OVERLOAD_POLICIES:
+        raise SettingsError(
+            f"{fl('on_overload')} {on_overload!r}: allowed: {', '.join(OVERLOAD_POLICIES)}"
+        )
+    dsn = values["dsn"]
+    if dsn is not None:
+        try:
+            parse_dsn(str(dsn))
+        except DsnError as exc:
+            raise SettingsError(str(exc)) from None
+    return RunPlan(
+        steps=steps,
+        duration_s=duration,
+        warmup_s=_int(fl("warmup_s"), values["warmup_s"], 0, ">= 0 (seconds)"),
+        workers=workers,
+        batch_size=_int(fl("batch_size"), values["batch_size"], 1, ">= 1"),
+        log_interval_s=parse_float(fl("log_interval_s"), values["log_interval_s"], 0.1),
+        mix=DEFAULT_MIX if values["mix"] is None else parse_mix(values["mix"], fl("mix")),
+        seed=_int(fl("seed"), values["seed"], 0, ">= 0"),
+        on_overload=on_overload,
+        dsn=None if dsn is None else str(dsn),
+        output=None if values["output"] is None else str(values["output"]),
+        keep_server=bool(values["keep_server"]),
+        sources=tuple(sorted(sources.items())),
+    )
