@@ -236,3 +236,8 @@ def binlog_position(conn: Any) -> dict[str, Any] | None:
             pos["gtid"] = _plain(rows[0][4])  # MySQL Executed_Gtid_Set
         return pos
     return None
+
+
+def binary_logs(conn: Any) -> list[str]:
+    """Names of the server's binary-log files, oldest first."""
+    return [str(_plain(r[0])) for r in query(conn, "SHOW BINARY LOGS")]

@@ -217,8 +217,9 @@ class ShardLoop:
 
     def _finish(self, start_ns: int, end_ns: int, stopped: bool) -> None:
         now = min(self.clock.now_ns(), end_ns)
-        backlog = self._backlog(now - start_ns)
-        self.send(self.counters.take(self.plan.index, self.state.second, backlog))
+        if self.state.second < self.plan.total_s:  # stopped early: report the partial second
+            backlog = self._backlog(now - start_ns)
+            self.send(self.counters.take(self.plan.index, self.state.second, backlog))
         unsent = 0
         if self.schedule is not None:
             st = self.state
