@@ -33,7 +33,7 @@ def shard_process_main(plan: ShardPlan, out: Any, stop_event: Any, go: Any, star
 
     try:
         _run_shard(plan, out, stop, go, start)
-    except Exception as exc:  # noqa: BLE001 - a shard reports every failure, then exits
+    except Exception as exc:
         error_class = getattr(exc, "error_class", "internal")
         out.put(ShardFailed(plan.index, error_class, str(exc).splitlines()[0][:300]))
 

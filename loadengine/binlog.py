@@ -58,9 +58,16 @@ def count_window(
     """Row events for ``dsn.database`` between two ``database.binlog_position`` results."""
     files = files_between(all_logs, str(start["file"]), str(end["file"]))
     cmd = [
-        reader(), "--read-from-remote-server", f"--host={dsn.host}", f"--port={dsn.port}",
-        f"--user={dsn.user}", "--base64-output=decode-rows", "--verbose",
-        f"--start-position={start['position']}", f"--stop-position={end['position']}", *files,
+        reader(),
+        "--read-from-remote-server",
+        f"--host={dsn.host}",
+        f"--port={dsn.port}",
+        f"--user={dsn.user}",
+        "--base64-output=decode-rows",
+        "--verbose",
+        f"--start-position={start['position']}",
+        f"--stop-position={end['position']}",
+        *files,
     ]
     if dsn.unix_socket:
         cmd.insert(2, f"--socket={dsn.unix_socket}")

@@ -29,7 +29,9 @@ Opt = Annotated[str | None, typer.Option()]
 
 @app.command()
 def run(
-    target_cps: Annotated[str | None, typer.Option(help="Changes/s, or 'max' (unthrottled)")] = None,
+    target_cps: Annotated[
+        str | None, typer.Option(help="Changes/s, or 'max' (unthrottled)")
+    ] = None,
     duration: Annotated[str | None, typer.Option(help="Measured seconds")] = None,
     warmup: Annotated[str | None, typer.Option(help="Seconds of load before measuring")] = None,
     workers: Annotated[str | None, typer.Option(help="Shards (OS processes)")] = None,
@@ -45,9 +47,17 @@ def run(
 ) -> None:
     """Run a load: paced row changes, live lines, a summary and a results file."""
     flags = {
-        "target_cps": target_cps, "duration_s": duration, "warmup_s": warmup,
-        "workers": workers, "batch_size": batch_size, "log_interval_s": log_interval,
-        "mix": mix, "seed": seed, "dsn": dsn, "output": output, "on_overload": on_overload,
+        "target_cps": target_cps,
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "workers": workers,
+        "batch_size": batch_size,
+        "log_interval_s": log_interval,
+        "mix": mix,
+        "seed": seed,
+        "dsn": dsn,
+        "output": output,
+        "on_overload": on_overload,
         "keep_server": True if keep_server else None,
     }
     plan = resolve(flags, os.environ, profile)
@@ -62,7 +72,9 @@ def _schema_dsn(dsn: str | None) -> str:
 
     text = dsn or os.environ.get("LOADENGINE_DSN") or dsn_from_parts(dict(os.environ))
     if not text:
-        raise SettingsError("--dsn: required (or LOADENGINE_DSN); e.g. mysql://root@127.0.0.1:3306/inventory")
+        raise SettingsError(
+            "--dsn: required (or LOADENGINE_DSN); e.g. mysql://root@127.0.0.1:3306/inventory"
+        )
     return text
 
 

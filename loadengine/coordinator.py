@@ -12,8 +12,14 @@ from typing import Protocol
 
 from loadengine.aggregate import Aggregate, add_changes
 from loadengine.clock import Clock, monotonic_from_unix
-from loadengine.messages import ChangeCounts, ShardDelta, ShardDone, ShardFailed, ShardMessage
-from loadengine.messages import ShardReady
+from loadengine.messages import (
+    ChangeCounts,
+    ShardDelta,
+    ShardDone,
+    ShardFailed,
+    ShardMessage,
+    ShardReady,
+)
 from loadengine.plan import RunPlan, ShardPlan
 from loadengine.report import live_line
 from loadengine.resources import ResourceSample
@@ -171,8 +177,12 @@ class Coordinator:
         t_s = max(0.0, self._elapsed_ns() / NS_PER_S) if self.out.started else 0.0
         last = self.out.aggregate.shards.get(shard) if shard is not None else None
         self.out.failures.append(
-            {"shard": shard, "t_s": round(t_s, 3), "reason": reason,
-             "last_changes": last.change_count if last else 0}
+            {
+                "shard": shard,
+                "t_s": round(t_s, 3),
+                "reason": reason,
+                "last_changes": last.change_count if last else 0,
+            }
         )
         if self.out.status == "completed":
             self.out.status, self.out.reason = "failed", reason

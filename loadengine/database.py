@@ -184,9 +184,8 @@ def server_environment(conn: Any) -> dict[str, Any]:
         "server_id",
         "gtid_mode",
     )
-    rows = query(conn, "SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s)" % ",".join(
-        f"'{n}'" for n in names
-    ))
+    quoted = ",".join(f"'{n}'" for n in names)
+    rows = query(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({quoted})")
     env: dict[str, Any] = {str(k): _plain(v) for k, v in rows}
     env["flavor"] = "mariadb" if "mariadb" in str(env.get("version", "")).lower() else "mysql"
     return env

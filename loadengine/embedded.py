@@ -71,7 +71,11 @@ class EmbeddedServer:
 def find_binary() -> ServerBinary | None:
     for name in SERVER_BINARIES:
         path = shutil.which(name) or next(
-            (os.path.join(d, name) for d in SEARCH_DIRS if os.access(os.path.join(d, name), os.X_OK)),
+            (
+                os.path.join(d, name)
+                for d in SEARCH_DIRS
+                if os.access(os.path.join(d, name), os.X_OK)
+            ),
             None,
         )
         if path:
@@ -94,9 +98,16 @@ def _install(binary: ServerBinary, data_dir: str, log: str) -> None:
     if binary.flavor == "mariadb":
         tool = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
         if not tool:
-            raise EmbeddedError("mariadb-install-db not found; install mariadb-server or pass --dsn")
-        cmd = [tool, "--no-defaults", f"--datadir={data_dir}", "--skip-test-db",
-               "--auth-root-authentication-method=normal"]
+            raise EmbeddedError(
+                "mariadb-install-db not found; install mariadb-server or pass --dsn"
+            )
+        cmd = [
+            tool,
+            "--no-defaults",
+            f"--datadir={data_dir}",
+            "--skip-test-db",
+            "--auth-root-authentication-method=normal",
+        ]
     else:
         cmd = [binary.path, "--no-defaults", "--initialize-insecure", f"--datadir={data_dir}"]
     if _as_root():
@@ -112,10 +123,15 @@ def _wait_ready(server: EmbeddedServer) -> None:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise EmbeddedError(f"private server exited at start; see {server.log_path}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), 0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", server.port), 0.2),
+        ):
             return
         time.sleep(0.05)
-    raise EmbeddedError(f"private server not ready after {READY_TIMEOUT_S:.0f}s; see {server.log_path}")
+    raise EmbeddedError(
+        f"private server not ready after {READY_TIMEOUT_S:.0f}s; see {server.log_path}"
+    )
 
 
 def start(config_dir: Path = CONFIG_DIR, port: int | None = None) -> EmbeddedServer:
@@ -137,14 +153,22 @@ def start(config_dir: Path = CONFIG_DIR, port: int | None = None) -> EmbeddedSer
     _install(binary, data, log)
     port = port or free_port()
     cnf = config_dir / "cdc.cnf"
-    cmd = [binary.path, f"--defaults-file={cnf}", f"--datadir={data}", f"--port={port}",
-           f"--socket={os.path.join(base, 'mysql.sock')}", "--bind-address=127.0.0.1",
-           f"--pid-file={os.path.join(base, 'server.pid')}", f"--log-error={log}",
-           f"--tmpdir={tmp}"]
+    cmd = [
+        binary.path,
+        f"--defaults-file={cnf}",
+        f"--datadir={data}",
+        f"--port={port}",
+        f"--socket={os.path.join(base, 'mysql.sock')}",
+        "--bind-address=127.0.0.1",
+        f"--pid-file={os.path.join(base, 'server.pid')}",
+        f"--log-error={log}",
+        f"--tmpdir={tmp}",
+    ]
     if _as_root():
         cmd.append("--user=mysql")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     server = EmbeddedServer(binary, base, port, proc, log)
     try:
         _wait_ready(server)

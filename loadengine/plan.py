@@ -164,7 +164,9 @@ def shard_plans(
             ShardPlan(
                 index=i,
                 count=plan.workers,
-                steps=tuple((rates[i], dur) for rates, (_, dur) in zip(per_step, steps, strict=True)),
+                steps=tuple(
+                    (rates[i], dur) for rates, (_, dur) in zip(per_step, steps, strict=True)
+                ),
                 total_s=plan.total_s,
                 batch_size=plan.batch_size,
                 mix=plan.mix,

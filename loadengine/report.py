@@ -71,10 +71,13 @@ def summary_table(doc: dict[str, Any]) -> str:
 
 
 def _by_table(by: dict[str, dict[str, int]]) -> str:
-    return "  ".join(
-        f"{t}: " + ",".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))
-        for t, kinds in sorted(by.items())
-    ) or "-"
+    return (
+        "  ".join(
+            f"{t}: " + ",".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))
+            for t, kinds in sorted(by.items())
+        )
+        or "-"
+    )
 
 
 def _errors(errors: dict[str, int]) -> str:

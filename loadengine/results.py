@@ -75,12 +75,17 @@ def _steps(plan: RunPlan, agg: Aggregate) -> list[dict[str, Any]]:
     for rate, dur in plan.steps:
         changes = agg.changes_between(t, t + dur)
         lat = agg.latency_between(t, t + dur)
-        out.append({
-            "target_cps": rate, "start_s": t, "duration_s": dur,
-            "changes": changes, "achieved_cps": round(changes / dur, 2),
-            "efficiency": _ratio(changes, rate * dur),
-            "latency_ms": histogram.summary_ms(lat),
-        })
+        out.append(
+            {
+                "target_cps": rate,
+                "start_s": t,
+                "duration_s": dur,
+                "changes": changes,
+                "achieved_cps": round(changes / dur, 2),
+                "efficiency": _ratio(changes, rate * dur),
+                "latency_ms": histogram.summary_ms(lat),
+            }
+        )
         t += dur
     return out
 
@@ -102,9 +107,7 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
             plan.target_at(s) or 0 for s in range(plan.warmup_s, plan.warmup_s + int(window_s))
         )
     lat = agg.latency_between(plan.warmup_s, 10**9)
-    service = histogram.merge(
-        b.service_us for s, b in agg.seconds.items() if s >= plan.warmup_s
-    )
+    service = histogram.merge(b.service_us for s, b in agg.seconds.items() if s >= plan.warmup_s)
     return {
         "target_cps": plan.target_cps,
         "duration_s": plan.duration_s,
@@ -138,20 +141,22 @@ def _shards(out: Outcome, rates: dict[int, tuple[tuple[int, int], ...]]) -> list
     for index in sorted(rates):
         b = out.aggregate.shards.get(index, Bucket())
         ready, done = out.ready.get(index), out.done.get(index)
-        rows.append({
-            "shard": index,
-            "steps": [list(step) for step in rates[index]],
-            "pid": ready.pid if ready else None,
-            "host": ready.host if ready else None,
-            "changes": b.change_count,
-            "changes_by_table": b.changes,
-            "setup_changes": ready.setup_changes if ready else {},
-            "transactions": b.transactions,
-            "errors": b.errors,
-            "missed_changes": b.missed_changes,
-            "unsent_changes": done.unsent_changes if done else None,
-            "finished": done is not None,
-        })
+        rows.append(
+            {
+                "shard": index,
+                "steps": [list(step) for step in rates[index]],
+                "pid": ready.pid if ready else None,
+                "host": ready.host if ready else None,
+                "changes": b.change_count,
+                "changes_by_table": b.changes,
+                "setup_changes": ready.setup_changes if ready else {},
+                "transactions": b.transactions,
+                "errors": b.errors,
+                "missed_changes": b.missed_changes,
+                "unsent_changes": done.unsent_changes if done else None,
+                "finished": done is not None,
+            }
+        )
     return rows
 
 

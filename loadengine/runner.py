@@ -26,7 +26,7 @@ from loadengine.plan import RunPlan, shard_plans
 from loadengine.resources import Sampler, find_local_server_pid
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
-EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_BY_SIGNAL: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -96,8 +96,10 @@ def _server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
         raise RunError(str(exc)) from None
     ctx.embedded_server = server
     dsn = server.dsn()
-    say(f"embedded {server.binary.flavor} server on 127.0.0.1:{server.port} "
-        f"(binary log on, config configs/mysql/cdc.cnf)")
+    say(
+        f"embedded {server.binary.flavor} server on 127.0.0.1:{server.port} "
+        f"(binary log on, config configs/mysql/cdc.cnf)"
+    )
     schema_admin.init(dsn)
     return dsn
 
@@ -218,8 +220,14 @@ def _exit_code(ctx: RunContext) -> int:
 
 def _banner(ctx: RunContext, dsn: Dsn) -> str:
     p, env = ctx.plan, ctx.environment
-    target = "max" if p.target_cps is None else (
-        f"{p.target_cps:,}" if len(p.steps) == 1 else "ramp " + "->".join(str(r) for r, _ in p.steps)
+    target = (
+        "max"
+        if p.target_cps is None
+        else (
+            f"{p.target_cps:,}"
+            if len(p.steps) == 1
+            else "ramp " + "->".join(str(r) for r, _ in p.steps)
+        )
     )
     srv = env.get("server", {})
     return (
@@ -233,15 +241,22 @@ def _banner(ctx: RunContext, dsn: Dsn) -> str:
 
 def _write(ctx: RunContext, output: str, say: Callable[[str], None]) -> bool:
     doc = results.build(
-        ctx.plan, ctx.outcome, run_id=ctx.run_id, started_at=ctx.started_at,
-        environment=ctx.environment, rates=ctx.rates, server=ctx.server,
+        ctx.plan,
+        ctx.outcome,
+        run_id=ctx.run_id,
+        started_at=ctx.started_at,
+        environment=ctx.environment,
+        rates=ctx.rates,
+        server=ctx.server,
     )
     say(report.summary_table(doc))
     try:
         where = results.write(doc, output)
     except OSError as exc:
-        print(f"error: cannot write results to {output!r} ({exc.strerror}); results follow on "
-              "stderr", file=sys.stderr)
+        print(
+            f"error: cannot write results to {output!r} ({exc.strerror}); results follow on stderr",
+            file=sys.stderr,
+        )
         sys.stderr.buffer.write(results.dumps(doc) + b"\n")
         return False
     if where not in (None, "-"):
@@ -253,8 +268,10 @@ def _stop_embedded(ctx: RunContext, say: Callable[[str], None]) -> None:
     server = ctx.embedded_server
     assert server is not None
     if ctx.plan.keep_server:
-        say(f"embedded server kept running: {server.dsn().redacted()} "
-            f"(pid {server.process.pid}, data {server.data_dir})")
+        say(
+            f"embedded server kept running: {server.dsn().redacted()} "
+            f"(pid {server.process.pid}, data {server.data_dir})"
+        )
         return
     server.stop()
     server.remove()

@@ -29,8 +29,11 @@ def _quote_ident(name: str) -> str:
 def status(dsn: Dsn) -> SchemaStatus:
     conn = database.connect(dsn, with_database=False)
     try:
-        dbs = database.query(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
-                                   "WHERE SCHEMA_NAME = %s", (dsn.database,))
+        dbs = database.query(
+            conn,
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+            (dsn.database,),
+        )
         if not dbs:
             return SchemaStatus(False, (), ALL_TABLES, ())
         rows = database.query(
@@ -42,7 +45,14 @@ def status(dsn: Dsn) -> SchemaStatus:
         present = tuple(t for t in ALL_TABLES if t in have)
         missing = tuple(t for t in ALL_TABLES if t not in have)
         counts = tuple(
-            (t, int(database.query(conn, f"SELECT COUNT(*) FROM {_quote_ident(dsn.database)}.{t}")[0][0]))
+            (
+                t,
+                int(
+                    database.query(conn, f"SELECT COUNT(*) FROM {_quote_ident(dsn.database)}.{t}")[
+                        0
+                    ][0]
+                ),
+            )
             for t in present
         )
         return SchemaStatus(True, present, missing, counts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,15 +78,22 @@ def parse_target(value: Any, flag: str = "--target-cps") -> int | None:
 
 def parse_mix(value: Any, flag: str = "--mix") -> tuple[tuple[str, int], ...]:
     """``op=weight,...`` (or a TOML table) -> ordered (op, weight) pairs."""
-    items = value.items() if isinstance(value, Mapping) else (
-        part.split("=", 1) if "=" in part else (part, "")
-        for part in str(value).split(",") if part.strip()
+    items = (
+        value.items()
+        if isinstance(value, Mapping)
+        else (
+            part.split("=", 1) if "=" in part else (part, "")
+            for part in str(value).split(",")
+            if part.strip()
+        )
     )
     weights: dict[str, int] = {}
-    for op, w in items:
-        op = str(op).strip()
+    for raw_op, w in items:
+        op = str(raw_op).strip()
         if op not in OPERATIONS:
-            raise SettingsError(f"{flag}: unknown operation {op!r}; allowed: {', '.join(OPERATIONS)}")
+            raise SettingsError(
+                f"{flag}: unknown operation {op!r}; allowed: {', '.join(OPERATIONS)}"
+            )
         weights[op] = _int(f"{flag} {op}", w, 0, ">= 0")
     if sum(weights.values()) == 0:
         raise SettingsError(f"{flag} {value!r}: weights sum to 0; at least one must be > 0")
@@ -157,8 +164,9 @@ def _layered(
         if flags.get(f.name) is not None:
             values[f.name], sources[f.name] = flags[f.name], "flag"
         elif (v := _env_value(f, env)) is not None:
-            values[f.name], sources[f.name] = v, "env:" + (
-                next((n for n in f.env if env.get(n)), "MYSQL_*")
+            values[f.name], sources[f.name] = (
+                v,
+                "env:" + (next((n for n in f.env if env.get(n)), "MYSQL_*")),
             )
         elif f.name in profile:
             values[f.name], sources[f.name] = profile[f.name], f"profile:{profile_name}"
@@ -197,7 +205,9 @@ def _flag_for(name: str, sources: Mapping[str, str]) -> str:
 
 
 def _finish(
-    values: dict[str, Any], sources: dict[str, str], steps: tuple[tuple[int, int], ...],
+    values: dict[str, Any],
+    sources: dict[str, str],
+    steps: tuple[tuple[int, int], ...],
     duration: int,
 ) -> RunPlan:
     fl = lambda n: _flag_for(n, sources)  # noqa: E731 - short local alias

@@ -22,8 +22,14 @@ from loadengine.database import DatabaseError, is_connection_lost
 from loadengine.messages import ChangeCounts, ShardDelta, ShardDone, ShardMessage
 from loadengine.plan import ShardPlan
 from loadengine.schedule import NS_PER_S, Schedule, next_batch
-from loadengine.workload import KeyCursor, OpSequence, Statement, build_batch, insert_customers
-from loadengine.workload import insert_orders
+from loadengine.workload import (
+    KeyCursor,
+    OpSequence,
+    Statement,
+    build_batch,
+    insert_customers,
+    insert_orders,
+)
 
 LATE_THRESHOLD_NS = 10_000_000  # a batch sent >= 10 ms after its intended time is "late"
 MAX_SLEEP_NS = 50_000_000  # re-check the stop flag at least every 50 ms
@@ -122,7 +128,13 @@ class ShardLoop:
         stop: Callable[[], bool],
         clock: Clock,
     ) -> None:
-        self.plan, self.executor, self.send, self.stop, self.clock = plan, executor, send, stop, clock
+        self.plan, self.executor, self.send, self.stop, self.clock = (
+            plan,
+            executor,
+            send,
+            stop,
+            clock,
+        )
         self.schedule = Schedule(plan.steps, plan.batch_size) if plan.steps else None
         self.rng = random.Random(plan.seed)
         self.ops = OpSequence(plan.mix)
@@ -161,7 +173,9 @@ class ShardLoop:
         if sched is None:
             n, intended_ns = self.plan.batch_size, now_ns
         else:
-            st.batch, skipped = next_batch(sched, st.batch, now_ns - start_ns, self.plan.on_overload)
+            st.batch, skipped = next_batch(
+                sched, st.batch, now_ns - start_ns, self.plan.on_overload
+            )
             if skipped:
                 missed = sum(sched.changes_in(b) for b in range(st.batch - skipped, st.batch))
                 st.missed_changes += missed
@@ -212,7 +226,9 @@ class ShardLoop:
     def _flush_seconds(self, start_ns: int, now_ns: int) -> None:
         while now_ns >= start_ns + (self.state.second + 1) * NS_PER_S:
             boundary = (self.state.second + 1) * NS_PER_S
-            self.send(self.counters.take(self.plan.index, self.state.second, self._backlog(boundary - 1)))
+            self.send(
+                self.counters.take(self.plan.index, self.state.second, self._backlog(boundary - 1))
+            )
             self.state.second += 1
 
     def _finish(self, start_ns: int, end_ns: int, stopped: bool) -> None:

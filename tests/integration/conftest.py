@@ -26,8 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def server() -> Iterator[embedded.EmbeddedServer]:
     if embedded.find_binary() is None:
-        pytest.fail("integration tests need mariadbd or mysqld on this machine (apt-get install "
-                    "mariadb-server); .ci/run installs it")
+        pytest.fail(
+            "integration tests need mariadbd or mysqld on this machine (apt-get install "
+            "mariadb-server); .ci/run installs it"
+        )
     srv = embedded.start()
     yield srv
     srv.stop()
@@ -51,7 +53,12 @@ def run_cli(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[s
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
     return subprocess.run(
         [sys.executable, "-m", "loadengine", *args],
-        capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=ROOT,
+        env=env,
+        check=False,
     )
 
 
@@ -62,7 +69,9 @@ def load_results(path: Path) -> dict:
 def table_counts(d: Dsn) -> dict[str, int]:
     conn = database.connect(d)
     try:
-        return {t: int(database.query(conn, f"SELECT COUNT(*) FROM {t}")[0][0])
-                for t in ("customers", "orders")}
+        return {
+            t: int(database.query(conn, f"SELECT COUNT(*) FROM {t}")[0][0])
+            for t in ("customers", "orders")
+        }
     finally:
         conn.close()

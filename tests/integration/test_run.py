@@ -36,8 +36,21 @@ def test_2000_cps_two_shards_hits_target_and_counts_match_server_and_binlog(
 ) -> None:
     before = table_counts(dsn)
     out = tmp_path / "r.json"
-    proc = run_cli("run", "--dsn", dsn.to_url(), "--target-cps", "2000", "--duration", "5",
-                   "--workers", "2", "--batch-size", "10", "--output", str(out))
+    proc = run_cli(
+        "run",
+        "--dsn",
+        dsn.to_url(),
+        "--target-cps",
+        "2000",
+        "--duration",
+        "5",
+        "--workers",
+        "2",
+        "--batch-size",
+        "10",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     doc = load_results(out)
     s = doc["summary"]
@@ -62,8 +75,21 @@ def test_2000_cps_two_shards_hits_target_and_counts_match_server_and_binlog(
 
 def test_unthrottled_max_run_counts_match(dsn: Dsn, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    proc = run_cli("run", "--dsn", dsn.to_url(), "--target-cps", "max", "--duration", "2",
-                   "--workers", "2", "--batch-size", "50", "--output", str(out))
+    proc = run_cli(
+        "run",
+        "--dsn",
+        dsn.to_url(),
+        "--target-cps",
+        "max",
+        "--duration",
+        "2",
+        "--workers",
+        "2",
+        "--batch-size",
+        "50",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
     s = doc["summary"]

@@ -20,8 +20,14 @@ pytestmark = pytest.mark.integration
 
 def _start(args: list[str]) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
-    return subprocess.Popen([sys.executable, "-m", "loadengine", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "loadengine", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 30) -> None:
@@ -39,8 +45,21 @@ def test_signal_mid_run_writes_interrupted_results(
     dsn: Dsn, tmp_path: Path, signum: int, code: int
 ) -> None:
     out = tmp_path / "r.json"
-    proc = _start(["run", "--dsn", dsn.to_url(), "--target-cps", "500", "--duration", "30",
-                   "--workers", "2", "--output", str(out)])
+    proc = _start(
+        [
+            "run",
+            "--dsn",
+            dsn.to_url(),
+            "--target-cps",
+            "500",
+            "--duration",
+            "30",
+            "--workers",
+            "2",
+            "--output",
+            str(out),
+        ]
+    )
     _wait_for_line(proc, "[   2s]")
     sent = time.monotonic()
     proc.send_signal(signum)
@@ -57,8 +76,9 @@ def test_signal_mid_run_writes_interrupted_results(
 
 def test_missing_schema_is_refused_with_one_line(server, tmp_path: Path) -> None:
     d = Dsn("root", "", "127.0.0.1", server.port, "no_such_db_here")
-    proc = run_cli("run", "--dsn", d.to_url(), "--duration", "1", "--output",
-                   str(tmp_path / "r.json"))
+    proc = run_cli(
+        "run", "--dsn", d.to_url(), "--duration", "1", "--output", str(tmp_path / "r.json")
+    )
     assert proc.returncode == 1
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "loadengine schema init" in lines[0]
@@ -66,8 +86,15 @@ def test_missing_schema_is_refused_with_one_line(server, tmp_path: Path) -> None
 
 
 def test_unreachable_server_one_line(tmp_path: Path) -> None:
-    proc = run_cli("run", "--dsn", "mysql://root:pw@127.0.0.1:1/inventory", "--duration", "1",
-                   "--output", str(tmp_path / "r.json"))
+    proc = run_cli(
+        "run",
+        "--dsn",
+        "mysql://root:pw@127.0.0.1:1/inventory",
+        "--duration",
+        "1",
+        "--output",
+        str(tmp_path / "r.json"),
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "connection_refused" in proc.stdout
@@ -100,8 +127,19 @@ def test_password_redacted_in_results(server, dsn: Dsn, tmp_path: Path) -> None:
         conn.close()
     d = Dsn("le_pw", "Hush-9876", "127.0.0.1", server.port, dsn.database)
     out = tmp_path / "r.json"
-    proc = run_cli("run", "--dsn", d.to_url(), "--target-cps", "100", "--duration", "1",
-                   "--workers", "1", "--output", str(out))
+    proc = run_cli(
+        "run",
+        "--dsn",
+        d.to_url(),
+        "--target-cps",
+        "100",
+        "--duration",
+        "1",
+        "--workers",
+        "1",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Hush-9876" not in proc.stdout + proc.stderr + out.read_text()
     assert load_results(out)["plan"]["dsn"]["value"] == d.redacted()
@@ -113,7 +151,9 @@ def test_schema_init_creates_database_and_status(server) -> None:
     proc = run_cli("schema", "init", "--dsn", d.to_url())
     assert proc.returncode == 0 and "ready" in proc.stdout
     status = run_cli("schema", "status", "--dsn", d.to_url())
-    assert status.returncode == 0 and "customers 4" in status.stdout and "products 9" in status.stdout
+    assert (
+        status.returncode == 0 and "customers 4" in status.stdout and "products 9" in status.stdout
+    )
     assert run_cli("schema", "reset", "--dsn", d.to_url()).returncode == 0
 
 
