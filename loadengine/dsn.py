@@ -29,14 +29,19 @@ class Dsn:
     def redacted(self) -> str:
         pw = ":***" if self.password else ""
         sock = f"?unix_socket={self.unix_socket}" if self.unix_socket else ""
-        return f"mysql://{self.user}{pw}@{self.host}:{self.port}/{self.database}{sock}"
+        return f"mysql://{self.user}{pw}@{_host(self.host)}:{self.port}/{self.database}{sock}"
 
     def to_url(self) -> str:
         """Full URL including the password (for shard processes only, never for output)."""
         pw = ":" + quote(self.password, safe="") if self.password else ""
         sock = f"?unix_socket={self.unix_socket}" if self.unix_socket else ""
         user = quote(self.user, safe="")
-        return f"mysql://{user}{pw}@{self.host}:{self.port}/{self.database}{sock}"
+        return f"mysql://{user}{pw}@{_host(self.host)}:{self.port}/{self.database}{sock}"
+
+
+def _host(host: str) -> str:
+    """IPv6 literals need brackets inside a URL."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _bad(text: str, why: str) -> DsnError:
@@ -47,14 +52,20 @@ def _bad(text: str, why: str) -> DsnError:
 
 
 def redact_text(text: str) -> str:
-    """Mask a password in a DSN-like string without needing it to parse."""
-    if "://" not in text or "@" not in text:
+    """Mask a password in a DSN-like string, even one that does not parse.
+
+    Everything between the first ``:`` of the credentials (after any ``scheme://``) and the
+    last ``@`` is masked, so a malformed DSN is never echoed with its password.
+    """
+    left, at, right = text.rpartition("@")
+    if not at:
         return text
-    scheme, rest = text.split("://", 1)
-    creds, _, tail = rest.rpartition("@")
-    if ":" in creds:
-        creds = creds.split(":", 1)[0] + ":***"
-    return f"{scheme}://{creds}@{tail}"
+    prefix, sep, creds = left.partition("://")
+    if not sep:
+        prefix, creds = "", left
+    user, colon, _ = creds.partition(":")
+    masked = f"{user}:***" if colon else creds
+    return f"{prefix}{sep}{masked}@{right}"
 
 
 def parse_dsn(text: str) -> Dsn:
@@ -63,9 +74,11 @@ def parse_dsn(text: str) -> Dsn:
     if parts.scheme not in ("mysql", "mariadb"):
         raise _bad(text, "scheme must be mysql:// or mariadb://")
     try:
-        port = parts.port or DEFAULT_PORT
+        port = DEFAULT_PORT if parts.port is None else parts.port
     except ValueError as exc:
         raise _bad(text, "port must be a number from 1 to 65535") from exc
+    if not 1 <= port <= 65535:
+        raise _bad(text, "port must be a number from 1 to 65535")
     if not parts.hostname:
         raise _bad(text, "host is missing")
     if not parts.username:
@@ -92,11 +105,14 @@ def dsn_from_parts(env: dict[str, str]) -> str | None:
     """Build a DSN from the old generator's MYSQL_HOST/PORT/USER/PASSWORD/DATABASE, if set."""
     if "MYSQL_HOST" not in env:
         return None
+    port_text = env.get("MYSQL_PORT", "") or str(DEFAULT_PORT)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise DsnError(f"MYSQL_PORT {port_text!r}: must be a port number from 1 to 65535")
     dsn = Dsn(
         user=env.get("MYSQL_USER", "root"),
         password=env.get("MYSQL_PASSWORD", ""),
-        host=env["MYSQL_HOST"],
-        port=int(env.get("MYSQL_PORT", str(DEFAULT_PORT)) or DEFAULT_PORT),
+        host=env["MYSQL_HOST"].strip("[]"),
+        port=int(port_text),
         database=env.get("MYSQL_DATABASE", "inventory"),
     )
     return dsn.to_url()

@@ -85,8 +85,8 @@ class Schedule:
         i = self._step_at(elapsed_ns)
         rate, _ = self.steps[i]
         first, last = self._first_batch[i], self._first_batch[i + 1]
-        if rate == 0:
-            return min(first, self.batch_count)
+        if rate == 0:  # nothing due in this step: the latest due batch precedes it
+            return max(0, first - 1)
         local_ns = elapsed_ns - self._start_ns[i]
         if last == first:
             return first

@@ -150,8 +150,8 @@ def _env_value(f: Field, env: Mapping[str, str]) -> str | None:
     if f.name == "dsn":
         try:
             return dsn_from_parts(dict(env))
-        except ValueError:
-            raise SettingsError("MYSQL_PORT: must be an integer port") from None
+        except DsnError as exc:
+            raise SettingsError(str(exc)) from None
     return None
 
 
@@ -211,11 +211,12 @@ def _finish(
     duration: int,
 ) -> RunPlan:
     fl = lambda n: _flag_for(n, sources)  # noqa: E731 - short local alias
+    min_rate = min((r for r, _ in steps), default=None)
     workers_raw = values["workers"]
     if workers_raw is None:
-        workers_raw, sources["workers"] = default_workers(), "default (cpu count, max 8)"
+        workers_raw = min(default_workers(), min_rate or MAX_WORKERS_DEFAULT)
+        sources["workers"] = "default (cpu count, max 8, at most the target CPS)"
     workers = _int(fl("workers"), workers_raw, 1, ">= 1")
-    min_rate = min((r for r, _ in steps), default=None)
     if min_rate is not None and workers > min_rate:
         raise SettingsError(
             f"{fl('workers')} {workers}: exceeds the target of {min_rate} CPS; each shard needs "
