@@ -29,6 +29,7 @@ CASES = {
     "2k": ["--target-cps", "2000", "--duration", "5", "--workers", "2", "--batch-size", "10"],
     "5k": ["--target-cps", "5000", "--duration", "15", "--workers", "4", "--batch-size", "10"],
     "10k": ["--target-cps", "10000", "--duration", "30"],
+    "10k-w4": ["--target-cps", "10000", "--duration", "30", "--workers", "4"],
 }
 
 

@@ -49,12 +49,14 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         "seed": "default",
         "target_cps": "default",
         "warmup_s": "default",
-        "workers": "default (cpu count, max 8, at most the target CPS)",
+        "workers": "default (cpu count within 4..16, at most the target CPS)",
     }
 
 
-@pytest.mark.parametrize(("cpus", "workers"), [(None, 1), (1, 1), (3, 3), (8, 8), (64, 8)])
-def test_default_workers_follow_cpu_count_up_to_8(
+@pytest.mark.parametrize(
+    ("cpus", "workers"), [(None, 4), (1, 4), (3, 4), (8, 8), (16, 16), (64, 16)]
+)
+def test_default_workers_follow_cpu_count_within_4_to_16(
     monkeypatch: pytest.MonkeyPatch, cpus: int | None, workers: int
 ) -> None:
     monkeypatch.setattr(settings.os, "cpu_count", lambda: cpus)
