@@ -177,11 +177,13 @@ def execute(plan: RunPlan, out: TextIO) -> int:
     ctx.environment = _environment()
     if ctx.environment["driver"]["implementation"] != "c-extension":
         say("WARNING: mysql-connector-python C extension unavailable; running pure Python")
-    with signals_to(ctx.stop):
-        code = _execute(ctx, say)
-        written = _write(ctx, output, say)
-    if ctx.embedded_server is not None:
-        _stop_embedded(ctx, say)
+    try:
+        with signals_to(ctx.stop):
+            code = _execute(ctx, say)
+            written = _write(ctx, output, say)
+    finally:  # even on an unexpected error, never leave a private server behind
+        if ctx.embedded_server is not None:
+            _stop_embedded(ctx, say)
     return code if written else max(code, EXIT_FAILED)
 
 
