@@ -205,6 +205,10 @@ def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
         ctx.outcome.status, ctx.outcome.reason = "failed", f"{exc.error_class}: {exc}"
         say(f"error: cannot use the database: {exc.error_class}: {exc}")
         return EXIT_FAILED
+    except Exception as exc:  # a bug must not cost the user the results file
+        ctx.outcome.status, ctx.outcome.reason = "failed", f"internal error: {exc!r}"[:300]
+        say(f"error: internal error (please report): {exc!r}"[:300])
+        return EXIT_FAILED
     finally:
         if dsn is not None and ctx.outcome.started:
             _finish_server_facts(ctx, dsn)
