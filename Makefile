@@ -27,5 +27,8 @@ lint: install
 	$(VENV)/bin/ruff check loadengine tests benchmarks
 	$(VENV)/bin/mypy loadengine
 
+bench: install          ## acceptance runs (5K and 10K CPS, 3 repeats); nothing else on the machine
+	$(PY) benchmarks/acceptance.py --repeat 3 --cases 5k,10k --out results/acceptance.json
+
 clean:
 	rm -rf $(VENV) results .pytest_cache
