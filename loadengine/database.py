@@ -186,12 +186,12 @@ def server_environment(conn: Any) -> dict[str, Any]:
     )
     quoted = ",".join(f"'{n}'" for n in names)
     rows = query(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({quoted})")
-    env: dict[str, Any] = {str(k): _plain(v) for k, v in rows}
+    env: dict[str, Any] = {str(k): plain(v) for k, v in rows}
     env["flavor"] = "mariadb" if "mariadb" in str(env.get("version", "")).lower() else "mysql"
     return env
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes | bytearray) else value
 
 
@@ -203,7 +203,7 @@ def row_change_counters(conn: Any) -> dict[str, int]:
         "('Handler_write','Handler_update','Handler_delete')",
     )
     names = {"Handler_write": "insert", "Handler_update": "update", "Handler_delete": "delete"}
-    return {names[str(_plain(k))]: int(_plain(v)) for k, v in rows}
+    return {names[str(plain(k))]: int(plain(v)) for k, v in rows}
 
 
 def server_pid(conn: Any) -> int | None:
@@ -212,7 +212,7 @@ def server_pid(conn: Any) -> int | None:
     if not rows or not rows[0][0]:
         return None
     try:
-        with open(str(_plain(rows[0][0]))) as fh:
+        with open(str(plain(rows[0][0]))) as fh:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None
@@ -227,16 +227,16 @@ def binlog_position(conn: Any) -> dict[str, Any] | None:
             continue
         if not rows:
             return None
-        pos: dict[str, Any] = {"file": _plain(rows[0][0]), "position": int(rows[0][1])}
+        pos: dict[str, Any] = {"file": plain(rows[0][0]), "position": int(rows[0][1])}
         with contextlib.suppress(errors.Error):
             gtid = query(conn, "SELECT @@gtid_binlog_pos")  # MariaDB
-            pos["gtid"] = _plain(gtid[0][0])
+            pos["gtid"] = plain(gtid[0][0])
         if "gtid" not in pos and len(rows[0]) > 4:
-            pos["gtid"] = _plain(rows[0][4])  # MySQL Executed_Gtid_Set
+            pos["gtid"] = plain(rows[0][4])  # MySQL Executed_Gtid_Set
         return pos
     return None
 
 
 def binary_logs(conn: Any) -> list[str]:
     """Names of the server's binary-log files, oldest first."""
-    return [str(_plain(r[0])) for r in query(conn, "SHOW BINARY LOGS")]
+    return [str(plain(r[0])) for r in query(conn, "SHOW BINARY LOGS")]

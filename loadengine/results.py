@@ -101,11 +101,8 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
     measured = agg.changes_between(plan.warmup_s, 10**9)
     window_s = _measured_window_s(plan, out)
     achieved = measured / window_s if window_s > 0 else 0.0
-    expected = sum(plan.target_at(s) or 0 for s in range(plan.warmup_s, plan.total_s))
-    if out.status != "completed":
-        expected = sum(
-            plan.target_at(s) or 0 for s in range(plan.warmup_s, plan.warmup_s + int(window_s))
-        )
+    measured_end_s = plan.warmup_s + int(window_s)  # == total_s for a completed run
+    expected = sum(plan.target_at(s) or 0 for s in range(plan.warmup_s, measured_end_s))
     lat = agg.latency_between(plan.warmup_s, 10**9)
     service = histogram.merge(b.service_us for s, b in agg.seconds.items() if s >= plan.warmup_s)
     return {

@@ -7,6 +7,7 @@ operation, in a fixed order (inserts before the updates and orders that referenc
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -66,9 +67,31 @@ class KeyCursor:
     orders: int
 
 
-def _placeholders(columns: int, rows: int) -> str:
-    one = "(" + ",".join("?" * columns) + ")"
-    return ",".join([one] * rows)
+_SQL_HEADS = {
+    "insert_customer": ("INSERT INTO customers (id, first_name, last_name, email) VALUES ", 4),
+    "insert_order": (
+        "INSERT INTO orders (order_number, order_date, purchaser, quantity, product_id) VALUES ",
+        5,
+    ),
+    "update_customer": (
+        f"UPDATE customers SET email = CONCAT('c', id, '.', ?, '@{EMAIL_DOMAIN}') WHERE id IN (",
+        0,
+    ),
+    "update_order": (
+        "UPDATE orders SET quantity = quantity % 100 + 1 WHERE order_number IN (",
+        0,
+    ),
+}
+
+
+@functools.cache  # pure memo: one string per (operation, rows) shape, not rebuilt per batch
+def statement_sql(op: str, rows: int) -> str:
+    """SQL text for ``rows`` rows of ``op``: a multi-row VALUES list or an ``IN`` list."""
+    head, columns = _SQL_HEADS[op]
+    if columns:
+        one = "(" + ",".join("?" * columns) + ")"
+        return head + ",".join([one] * rows)
+    return head + ",".join("?" * rows) + ")"
 
 
 def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -> Statement:
@@ -76,7 +99,7 @@ def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -
     for k in range(first_k, first_k + n):
         cid = keys.customer_id(k)
         params += [cid, rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), f"c{cid}@{EMAIL_DOMAIN}"]
-    sql = "INSERT INTO customers (id, first_name, last_name, email) VALUES " + _placeholders(4, n)
+    sql = statement_sql("insert_customer", n)
     return Statement("insert_customer", "customers", "insert", sql, tuple(params), n)
 
 
@@ -93,10 +116,7 @@ def insert_orders(
             1 + rng.randrange(10),
             rng.choice(PRODUCT_IDS),
         ]
-    sql = (
-        "INSERT INTO orders (order_number, order_date, purchaser, quantity, product_id) VALUES "
-        + _placeholders(5, n)
-    )
+    sql = statement_sql("insert_order", n)
     return Statement("insert_order", "orders", "insert", sql, tuple(params), n)
 
 
@@ -105,24 +125,14 @@ def update_customers(
 ) -> Statement:
     """Distinct rows, each given a new email that is unique (it embeds the row id and tag)."""
     ids = [keys.customer_id(k) for k in rng.sample(range(existing), n)]
-    sql = (
-        "UPDATE customers SET email = CONCAT('c', id, '.', ?, '@"
-        + EMAIL_DOMAIN
-        + "') WHERE id IN ("
-        + ",".join("?" * n)
-        + ")"
-    )
+    sql = statement_sql("update_customer", n)
     return Statement("update_customer", "customers", "update", sql, (tag, *ids), n)
 
 
 def update_orders(rng: random.Random, keys: KeySpace, existing: int, n: int) -> Statement:
     """Distinct rows; ``quantity % 100 + 1`` always differs from ``quantity``."""
     ids = [keys.order_number(k) for k in rng.sample(range(existing), n)]
-    sql = (
-        "UPDATE orders SET quantity = quantity % 100 + 1 WHERE order_number IN ("
-        + ",".join("?" * n)
-        + ")"
-    )
+    sql = statement_sql("update_order", n)
     return Statement("update_order", "orders", "update", sql, tuple(ids), n)
 
 

@@ -62,6 +62,12 @@ def run_cli(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[s
     )
 
 
+def run_load(d: Dsn, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``loadengine run`` against ``d`` with ``args``; returns the process and results path."""
+    out = tmp_path / "r.json"
+    return run_cli("run", "--dsn", d.to_url(), *args, "--output", str(out)), out
+
+
 def load_results(path: Path) -> dict:
     return orjson.loads(path.read_bytes())
 

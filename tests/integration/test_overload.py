@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from loadengine.dsn import Dsn
-from tests.integration.conftest import load_results, run_cli
+from tests.integration.conftest import load_results, run_load
 
 pytestmark = pytest.mark.integration
 
@@ -15,19 +15,7 @@ UNREACHABLE = ["--target-cps", "40000", "--batch-size", "1", "--workers", "2"]
 
 
 def test_drop_policy_counts_missed_work_every_second(dsn: Dsn, tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    proc = run_cli(
-        "run",
-        "--dsn",
-        dsn.to_url(),
-        *UNREACHABLE,
-        "--duration",
-        "2",
-        "--on-overload",
-        "drop",
-        "--output",
-        str(out),
-    )
+    proc, out = run_load(dsn, tmp_path, *UNREACHABLE, "--duration", "2", "--on-overload", "drop")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     live = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
     assert live and all("BEHIND" in ln for ln in live)
@@ -40,19 +28,7 @@ def test_drop_policy_counts_missed_work_every_second(dsn: Dsn, tmp_path: Path) -
 
 
 def test_abort_policy_stops_with_distinct_exit_code(dsn: Dsn, tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    proc = run_cli(
-        "run",
-        "--dsn",
-        dsn.to_url(),
-        *UNREACHABLE,
-        "--duration",
-        "10",
-        "--on-overload",
-        "abort",
-        "--output",
-        str(out),
-    )
+    proc, out = run_load(dsn, tmp_path, *UNREACHABLE, "--duration", "10", "--on-overload", "abort")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     doc = load_results(out)
     assert doc["status"] == "aborted" and "backlog" in doc["reason"]

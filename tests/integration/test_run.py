@@ -9,7 +9,7 @@ import pytest
 
 from loadengine import binlog, database
 from loadengine.dsn import Dsn
-from tests.integration.conftest import load_results, run_cli, table_counts
+from tests.integration.conftest import load_results, run_load, table_counts
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +35,9 @@ def test_2000_cps_two_shards_hits_target_and_counts_match_server_and_binlog(
     dsn: Dsn, tmp_path: Path
 ) -> None:
     before = table_counts(dsn)
-    out = tmp_path / "r.json"
-    proc = run_cli(
-        "run",
-        "--dsn",
-        dsn.to_url(),
+    proc, out = run_load(
+        dsn,
+        tmp_path,
         "--target-cps",
         "2000",
         "--duration",
@@ -48,8 +46,6 @@ def test_2000_cps_two_shards_hits_target_and_counts_match_server_and_binlog(
         "2",
         "--batch-size",
         "10",
-        "--output",
-        str(out),
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     doc = load_results(out)
@@ -74,11 +70,9 @@ def test_2000_cps_two_shards_hits_target_and_counts_match_server_and_binlog(
 
 
 def test_unthrottled_max_run_counts_match(dsn: Dsn, tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    proc = run_cli(
-        "run",
-        "--dsn",
-        dsn.to_url(),
+    proc, out = run_load(
+        dsn,
+        tmp_path,
         "--target-cps",
         "max",
         "--duration",
@@ -87,8 +81,6 @@ def test_unthrottled_max_run_counts_match(dsn: Dsn, tmp_path: Path) -> None:
         "2",
         "--batch-size",
         "50",
-        "--output",
-        str(out),
     )
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
@@ -103,8 +95,7 @@ def test_ramp_profile_steps_reported(dsn: Dsn, tmp_path: Path) -> None:
         "workers = 2\nbatch_size = 5\nsteps = [{target_cps = 200, duration = 2},"
         " {target_cps = 400, duration = 2}]\n"
     )
-    out = tmp_path / "r.json"
-    proc = run_cli("run", "--dsn", dsn.to_url(), "--profile", str(profile), "--output", str(out))
+    proc, out = run_load(dsn, tmp_path, "--profile", str(profile))
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
     steps = doc["summary"]["steps"]
