@@ -44,6 +44,12 @@ def run(
     output: Annotated[str | None, typer.Option(help="Results file ('-' = stdout)")] = None,
     on_overload: Annotated[str | None, typer.Option(help="catch-up | drop | abort")] = None,
     keep_server: Annotated[bool, typer.Option(help="Leave the embedded server up")] = False,
+    audit: Annotated[
+        bool, typer.Option(help="Audit the run's binary-log window against the ledger")
+    ] = False,
+    follow_binlog: Annotated[
+        bool, typer.Option(help="Tail the binary log during the run: capture lag")
+    ] = False,
 ) -> None:
     """Run a load: paced row changes, live lines, a summary and a results file."""
     flags = {
@@ -59,12 +65,35 @@ def run(
         "output": output,
         "on_overload": on_overload,
         "keep_server": True if keep_server else None,
+        "audit": True if audit else None,
+        "follow_binlog": True if follow_binlog else None,
     }
     plan = resolve(flags, os.environ, profile)
     from loadengine.runner import execute  # the driver loads only when a run starts
 
     out = sys.stderr if plan.output == "-" else sys.stdout
     raise typer.Exit(execute(plan, out))
+
+
+@app.command("audit")
+def audit_cmd(
+    results_file: Annotated[str, typer.Argument(help="A results file from 'loadengine run'")],
+    dsn: Annotated[str | None, typer.Option(help="Server DSN (default: the run's)")] = None,
+) -> None:
+    """Audit a finished run: its binary-log window against its change ledger."""
+    from loadengine import audit, report
+    from loadengine.binlog import BinlogError
+    from loadengine.database import DatabaseError
+
+    try:
+        result = audit.audit_file(results_file, dsn or os.environ.get("LOADENGINE_DSN"))
+    except audit.AuditInputError as exc:
+        raise SettingsError(str(exc)) from None
+    except (BinlogError, DatabaseError) as exc:
+        print(f"error: audit failed: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(report.audit_line(result))
+    raise typer.Exit(0 if result["clean"] else 4)
 
 
 def _schema_dsn(dsn: str | None) -> str:

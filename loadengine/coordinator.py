@@ -12,6 +12,7 @@ from typing import Protocol
 
 from loadengine.aggregate import Aggregate, add_changes
 from loadengine.clock import Clock, monotonic_from_unix
+from loadengine.ledger import LedgerBook
 from loadengine.messages import (
     ChangeCounts,
     ShardDelta,
@@ -48,6 +49,22 @@ class Transport(Protocol):
     def exited(self) -> dict[int, int | None]: ...
 
 
+class Watch(Protocol):
+    """Observers of the server that run beside the load (``server_watch``, a follower)."""
+
+    def begin(self, start_unix_ns: int, total_s: int) -> None: ...
+
+    def server_changes(self, second: int) -> int | None: ...
+
+
+class NoWatch:
+    def begin(self, start_unix_ns: int, total_s: int) -> None:
+        return None
+
+    def server_changes(self, second: int) -> int | None:
+        return None
+
+
 class StopFlag:
     """Set from a signal handler; read by the coordinator loop."""
 
@@ -74,6 +91,7 @@ class Outcome:
     done: dict[int, ShardDone] = field(default_factory=dict)
     failures: list[dict[str, object]] = field(default_factory=list)
     resources: list[ResourceSample] = field(default_factory=list)
+    ledger: LedgerBook = field(default_factory=lambda: LedgerBook({}))
     started: bool = False
     elapsed_s: float = 0.0
 
@@ -88,10 +106,12 @@ class Coordinator:
         stop: StopFlag,
         sample: Callable[[float, dict[int, int]], ResourceSample],
         emit: Callable[[str], None],
+        watch: Watch | None = None,
     ) -> None:
         self.plan, self.shard_plans, self.transport = plan, shard_plans, transport
         self.clock, self.stop, self.sample, self.emit = clock, stop, sample, emit
-        self.out = Outcome()
+        self.watch = watch or NoWatch()
+        self.out = Outcome(ledger=LedgerBook({p.index: p for p in shard_plans}))
         self._start_ns = 0
         self._next_tick = 1
         self._printed_upto_s = 0
@@ -103,6 +123,7 @@ class Coordinator:
             return self.out
         start_unix = self.clock.unix_ns() + START_LEAD_NS
         self.transport.release(start_unix)
+        self.watch.begin(start_unix, self.plan.total_s)
         self._start_ns = monotonic_from_unix(self.clock, start_unix)
         self.out.started = True
         self._main_loop()
@@ -163,6 +184,7 @@ class Coordinator:
     def _handle(self, msg: ShardMessage) -> None:
         if isinstance(msg, ShardDelta):
             self.out.aggregate.add(msg)
+            self.out.ledger.add(msg)
             self._check_overload(msg.second)
         elif isinstance(msg, ShardReady):
             self.out.ready[msg.shard] = msg
@@ -232,5 +254,6 @@ class Coordinator:
     def _print_line(self, upto_s: int) -> None:
         sample = self.sample(self._elapsed_ns() / NS_PER_S, self.transport.shard_pids())
         self.out.resources.append(sample)
-        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample))
+        server = self.watch.server_changes(upto_s - 1) if upto_s else None
+        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server))
         self._printed_upto_s = upto_s

@@ -183,6 +183,11 @@ def server_environment(conn: Any) -> dict[str, Any]:
         "innodb_flush_log_at_trx_commit",
         "server_id",
         "gtid_mode",
+        "enforce_gtid_consistency",
+        "gtid_strict_mode",
+        "binlog_row_metadata",
+        "binlog_transaction_compression",
+        "log_bin_compress",
     )
     quoted = ",".join(f"'{n}'" for n in names)
     rows = query(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({quoted})")
@@ -195,15 +200,38 @@ def plain(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes | bytearray) else value
 
 
+# The server's own cumulative row-change counters, by flavour: MySQL 8 has InnoDB's
+# (InnoDB tables only); MariaDB 10.11 has only the handler's (all engines, all sessions).
+ROW_COUNTERS: tuple[tuple[str, dict[str, str]], ...] = (
+    (
+        "Innodb_rows_*",
+        {
+            "Innodb_rows_inserted": "insert",
+            "Innodb_rows_updated": "update",
+            "Innodb_rows_deleted": "delete",
+        },
+    ),
+    (
+        "Handler_*",
+        {"Handler_write": "insert", "Handler_update": "update", "Handler_delete": "delete"},
+    ),
+)
+
+
 def row_change_counters(conn: Any) -> dict[str, int]:
-    """The server's own cumulative row-change counters (all tables, all sessions)."""
-    rows = query(
-        conn,
-        "SHOW GLOBAL STATUS WHERE Variable_name IN "
-        "('Handler_write','Handler_update','Handler_delete')",
-    )
-    names = {"Handler_write": "insert", "Handler_update": "update", "Handler_delete": "delete"}
-    return {names[str(plain(k))]: int(plain(v)) for k, v in rows}
+    """Cumulative row changes by kind (all tables, all sessions); see ``ROW_COUNTERS``."""
+    return row_change_counters_with_source(conn)[1]
+
+
+def row_change_counters_with_source(conn: Any) -> tuple[str, dict[str, int]]:
+    names = [n for _, m in ROW_COUNTERS for n in m]
+    quoted = ",".join(f"'{n}'" for n in names)
+    rows = query(conn, f"SHOW GLOBAL STATUS WHERE Variable_name IN ({quoted})")
+    values = {str(plain(k)): int(plain(v)) for k, v in rows}
+    for source, mapping in ROW_COUNTERS:
+        if all(n in values for n in mapping):
+            return source, {kind: values[n] for n, kind in mapping.items()}
+    raise DatabaseError("unsupported", "server has no row-change counters")
 
 
 def server_pid(conn: Any) -> int | None:

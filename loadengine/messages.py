@@ -6,6 +6,9 @@ another host) carries exactly these objects and nothing else.
 Count fields are deltas since the shard's previous ``ShardDelta``, so merging is addition.
 ``changes`` maps table -> kind ("insert", "update", "delete") -> committed row changes.
 Histograms map a ``histogram`` bucket to a count (see ``loadengine.histogram``).
+``updated_keys`` maps table -> the key indices ``k`` (see ``plan.KeySpace``) of rows updated
+by committed transactions, as little-endian uint32 bytes: the change ledger's raw input.
+Inserted keys need no list: a shard inserts its keys in order, so counts say which.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class ShardDelta:
     reconnects: int
     latency_us: dict[int, int] = field(default_factory=dict)
     service_us: dict[int, int] = field(default_factory=dict)
+    updated_keys: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ class RunPlan:
     output: str | None
     keep_server: bool
     sources: tuple[tuple[str, str], ...] = ()
+    audit: bool = False  # read the run's binary-log window afterwards and compare
+    follow_binlog: bool = False  # tail the binary log during the run (capture lag)
 
     @property
     def total_s(self) -> int:

@@ -16,13 +16,21 @@ def _fmt_ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}ms" if v >= 1 else f"{v:.2f}ms"
 
 
-def live_line(plan: RunPlan, agg: Aggregate, upto_s: int, sample: ResourceSample) -> str:
-    """One line for seconds ``[0, upto_s)``: totals, rates, efficiency, p99, errors, CPU."""
+def live_line(
+    plan: RunPlan,
+    agg: Aggregate,
+    upto_s: int,
+    sample: ResourceSample,
+    server_last: int | None = None,
+) -> str:
+    """One line for seconds ``[0, upto_s)``: totals, engine and server rates, efficiency,
+    p99, errors, CPU. ``server_last`` is the server's own count for the last second."""
     total = agg.changes_between(0, upto_s)
     last = agg.seconds.get(upto_s - 1)
     recent = last.change_count if last else 0
     overall = total / upto_s if upto_s else 0.0
     parts = [f"[{upto_s:>4}s]", f"changes {total:,}", f"cps {overall:,.0f} (last {recent:,})"]
+    parts.append("server " + ("-" if server_last is None else f"{server_last:,}"))
     target = plan.target_at(upto_s - 1)
     if target:
         parts.append(f"eff {100.0 * recent / target:5.1f}%")
@@ -62,12 +70,48 @@ def summary_table(doc: dict[str, Any]) -> str:
         ("errors", _errors(s["errors"])),
         ("missed / unsent", f"{s['missed_changes']:,} / {s['unsent_changes']:,}"),
         ("late batches", f"{s['late_batches']:,}"),
+        ("server changes", _server(s)),
         ("latency (intended)", _lat(lat)),
         ("service time", _lat(s["service_time_ms"])),
         ("driver", doc["environment"]["driver"]["implementation"]),
     ]
+    if s.get("capture_lag_ms") is not None or "capture_lag_ms" in s:
+        rows.append(("capture lag", _capture(s)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _server(s: dict[str, Any]) -> str:
+    if s.get("server_changes") is None:
+        return "-"
+    verdict = "agrees" if s["server_agrees"] else "DISAGREES with the engine"
+    return f"{s['server_changes']:,} ({s['server_counter_source']}; {verdict})"
+
+
+def _capture(s: dict[str, Any]) -> str:
+    lag = s.get("capture_lag_ms")
+    if not lag:
+        return f"no heartbeat seen ({s.get('follow_error') or 'reader saw nothing'})"
+    rate = s.get("binlog_bytes_per_s") or 0
+    return (
+        f"p50 {_fmt_ms(lag['p50'])}  p99 {_fmt_ms(lag['p99'])}  max {_fmt_ms(lag['max'])}  "
+        f"({lag['samples']} heartbeats; binlog {rate / MIB:.2f} MiB/s)"
+    )
+
+
+def audit_line(a: dict[str, Any]) -> str:
+    """One line for the binary-log audit."""
+    if "error" in a:
+        return f"AUDIT FAILED: {a['error']}"
+    verdict = "clean" if a["clean"] else "MISMATCH"
+    speed = a.get("row_events_per_s")
+    return (
+        f"audit {verdict}: binlog {a['binlog_changes']:,} vs engine {a['engine_changes']:,}; "
+        f"missing {a['missing']:,} extra {a['extra']:,} duplicates {a['duplicates']:,}; "
+        f"setup {a['setup']['observed']:,}/{a['setup']['expected']:,}; heartbeat "
+        f"{a['heartbeat']['observed']:,}; read {a.get('row_events_read', 0):,} row events in "
+        f"{a.get('read_seconds', 0)}s ({speed or 0:,}/s)"
+    )
 
 
 def _by_table(by: dict[str, dict[str, int]]) -> str:

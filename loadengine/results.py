@@ -7,9 +7,10 @@ plan carries a redacted DSN by the time it gets here.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,25 @@ import orjson
 
 from loadengine import histogram
 from loadengine.aggregate import Aggregate, Bucket, total_changes
+from loadengine.binlog import FollowState
 from loadengine.coordinator import Outcome
 from loadengine.dsn import redact_text
+from loadengine.ledger import TableLedger
 from loadengine.plan import RunPlan
 
 SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class Observed:
+    """What was observed beside the engine: the server's counters, the log, the audit."""
+
+    server_seconds: dict[int, int] = field(default_factory=dict)
+    server_counter_source: str = ""
+    heartbeats: int | None = None
+    follow: FollowState | None = None
+    audit: dict[str, Any] | None = None
+    ledger_tables: list[tuple[str, TableLedger]] = field(default_factory=list)
 
 
 class ResultsPathError(ValueError):
@@ -39,8 +54,43 @@ def check_writable(output: str | None) -> None:
         raise ResultsPathError(f"--output {output!r}: directory {str(parent)!r} is not writable")
 
 
-def _per_second(agg: Aggregate, plan: RunPlan) -> list[dict[str, Any]]:
+def _lag_ms(lags_us: list[int]) -> dict[str, Any] | None:
+    if not lags_us:
+        return None
+    ordered = sorted(lags_us)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000, 3)
+
+    return {
+        "p50": pct(50),
+        "p99": pct(99),
+        "max": round(ordered[-1] / 1000, 3),
+        "samples": len(ordered),
+    }
+
+
+def _lag_by_second(follow: FollowState | None) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for second, lag in follow.lag_us if follow else []:
+        out.setdefault(second, []).append(lag)
+    return out
+
+
+def _observed_second(
+    rec: dict[str, Any], second: int, obs: Observed, lags: dict[int, list[int]]
+) -> None:
+    rec["server_changes"] = obs.server_seconds.get(second)
+    if obs.follow is not None:
+        lag = _lag_ms(lags.get(second, []))
+        rec["capture_lag_ms"] = None if lag is None else {"p50": lag["p50"], "max": lag["max"]}
+        rec["binlog_bytes"] = obs.follow.bytes_by_second.get(second, 0)
+        rec["binlog_row_events"] = obs.follow.rows_by_second.get(second, 0)
+
+
+def _per_second(agg: Aggregate, plan: RunPlan, obs: Observed) -> list[dict[str, Any]]:
     out = []
+    lags = _lag_by_second(obs.follow)
     for second in sorted(agg.seconds):
         b = agg.seconds[second]
         rec: dict[str, Any] = {
@@ -61,6 +111,7 @@ def _per_second(agg: Aggregate, plan: RunPlan) -> list[dict[str, Any]]:
             "latency_p99_ms": histogram.percentile_ms(b.latency_us, 99),
             "service_p99_ms": histogram.percentile_ms(b.service_us, 99),
         }
+        _observed_second(rec, second, obs, lags)
         out.append(rec)
     return out
 
@@ -133,6 +184,24 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
     }
 
 
+def _observed_summary(plan: RunPlan, out: Outcome, obs: Observed) -> dict[str, Any]:
+    engine = out.aggregate.total.change_count
+    server = sum(obs.server_seconds.values()) if obs.server_seconds else None
+    doc: dict[str, Any] = {
+        "server_changes": server,
+        "server_counter_source": obs.server_counter_source or None,
+        "server_agrees": None if server is None else server == engine,
+    }
+    if obs.follow is not None:
+        measured = [lag for s, lag in obs.follow.lag_us if s >= plan.warmup_s]
+        seconds = [obs.follow.bytes_by_second.get(s, 0) for s in range(plan.warmup_s, plan.total_s)]
+        doc["capture_lag_ms"] = _lag_ms(measured)
+        doc["binlog_bytes_per_s"] = round(statistics.fmean(seconds)) if seconds else None
+        doc["heartbeats"] = obs.heartbeats
+        doc["follow_error"] = obs.follow.error
+    return doc
+
+
 def _shards(out: Outcome, rates: dict[int, tuple[tuple[int, int], ...]]) -> list[dict[str, Any]]:
     rows = []
     for index in sorted(rates):
@@ -166,8 +235,12 @@ def build(
     environment: dict[str, Any],
     rates: dict[int, tuple[tuple[int, int], ...]],
     server: dict[str, Any] | None = None,
+    observed: Observed | None = None,
 ) -> dict[str, Any]:
-    return {
+    obs = observed or Observed()
+    summary = _summary(plan, out)
+    summary.update(_observed_summary(plan, out, obs))
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "started_at": started_at,
@@ -175,13 +248,16 @@ def build(
         "reason": out.reason,
         "plan": plan_document(plan),
         "environment": environment,
-        "summary": _summary(plan, out),
+        "summary": summary,
         "server": server or {},
-        "per_second": _per_second(out.aggregate, plan),
+        "per_second": _per_second(out.aggregate, plan, obs),
         "shards": _shards(out, rates),
         "failures": out.failures,
         "resources": [asdict(s) for s in out.resources],
     }
+    if obs.audit is not None:
+        doc["audit"] = obs.audit
+    return doc
 
 
 def plan_document(plan: RunPlan) -> dict[str, Any]:
@@ -200,6 +276,8 @@ def plan_document(plan: RunPlan) -> dict[str, Any]:
         "dsn": None if plan.dsn is None else redact_text(plan.dsn),
         "output": plan.output,
         "keep_server": plan.keep_server,
+        "audit": plan.audit,
+        "follow_binlog": plan.follow_binlog,
     }
     return {k: {"value": v, "source": sources.get(k, "default")} for k, v in values.items()}
 
@@ -222,6 +300,7 @@ def write(doc: dict[str, Any], output: str | None) -> str | None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)

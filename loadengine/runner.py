@@ -17,7 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from loadengine import __version__, database, embedded, report, results, schema_admin
+from loadengine import (
+    __version__,
+    audit,
+    binlog,
+    cdc,
+    database,
+    embedded,
+    ledger,
+    report,
+    results,
+    schema_admin,
+    server_watch,
+)
 from loadengine.backend_local import LocalBackend
 from loadengine.clock import SystemClock
 from loadengine.coordinator import Coordinator, Outcome, StopFlag
@@ -25,7 +37,7 @@ from loadengine.dsn import Dsn, parse_dsn
 from loadengine.plan import RunPlan, shard_plans
 from loadengine.resources import Sampler, find_local_server_pid
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_AUDIT = 0, 1, 2, 3, 4
 EXIT_BY_SIGNAL: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -51,6 +63,37 @@ class RunContext:
     server: dict[str, Any] = field(default_factory=dict)
     rates: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     embedded_server: embedded.EmbeddedServer | None = None
+    watch: RunWatch | None = None
+    observed: results.Observed = field(default_factory=results.Observed)
+
+
+class RunWatch:
+    """The server watch and the binary-log follower, started at the common start."""
+
+    def __init__(self, dsn: Dsn, plan: RunPlan, start_pos: dict[str, Any] | None, flavor: str):
+        self.dsn, self.plan, self.start_pos, self.flavor = dsn, plan, start_pos, flavor
+        self.server = server_watch.ServerWatch(dsn, heartbeat=plan.follow_binlog)
+        self.follower: binlog.Follower | None = None
+        self.start_unix_ns = 0
+
+    def begin(self, start_unix_ns: int, total_s: int) -> None:
+        self.start_unix_ns = start_unix_ns
+        if self.plan.follow_binlog and self.start_pos:
+            self.follower = binlog.Follower(self.dsn, self.start_pos, self.flavor, start_unix_ns)
+        self.server.begin(start_unix_ns, total_s)
+
+    def server_changes(self, second: int) -> int | None:
+        return self.server.server_changes(second)
+
+    def finish(
+        self, elapsed_s: float, end_pos: dict[str, Any] | None, obs: results.Observed
+    ) -> None:
+        state = self.server.finish(elapsed_s)
+        obs.server_seconds = server_watch.per_second(state)
+        obs.server_counter_source = state.source
+        obs.heartbeats = state.heartbeats if self.plan.follow_binlog else None
+        if self.follower is not None:
+            obs.follow = self.follower.stop(end_pos)
 
 
 def default_output(now: dt.datetime) -> str:
@@ -104,7 +147,34 @@ def _server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
     return dsn
 
 
-def _prepare(ctx: RunContext, dsn: Dsn) -> list[Any]:
+def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
+    """Warn (one line) when the server could not feed CDC; refuse --audit/--follow-binlog."""
+    ready = cdc.readiness(ctx.environment["server"])
+    ctx.server["cdc"] = ready
+    if ready["problems"]:
+        say(f"WARNING: not CDC-ready: {cdc.one_line(ready)}")
+        wanted = [
+            f
+            for f, on in (("--audit", ctx.plan.audit), ("--follow-binlog", ctx.plan.follow_binlog))
+            if on
+        ]
+        if wanted:
+            raise RunError(
+                f"{' and '.join(wanted)}: the server cannot feed CDC "
+                f"({'; '.join(ready['problems'])}); enable log_bin with binlog_format=ROW "
+                "and binlog_row_image=FULL (see configs/mysql/cdc.cnf)",
+                EXIT_USAGE,
+            )
+    elif ready["notes"]:
+        say(f"note: {cdc.one_line(ready)}")
+    if ctx.plan.audit or ctx.plan.follow_binlog:
+        try:
+            binlog.reader(ctx.environment["server"].get("flavor", "mariadb"))
+        except binlog.BinlogError as exc:
+            raise RunError(f"--audit/--follow-binlog: {exc}", EXIT_USAGE) from None
+
+
+def _prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
     status = schema_admin.status(dsn)
     if not status.ready:
         what = "database" if not status.database_exists else f"tables {', '.join(status.missing)}"
@@ -115,6 +185,9 @@ def _prepare(ctx: RunContext, dsn: Dsn) -> list[Any]:
     conn = database.connect(dsn)
     try:
         ctx.environment["server"] = database.server_environment(conn)
+        _check_cdc(ctx, say)
+        if ctx.plan.follow_binlog:
+            server_watch.create_heartbeat(conn)
         c_first, o_first = schema_admin.first_free_keys(conn)
         ctx.server["row_counters_before"] = database.row_change_counters(conn)
         ctx.server["binlog_start"] = database.binlog_position(conn)
@@ -145,7 +218,7 @@ def _finish_server_facts(ctx: RunContext, dsn: Dsn) -> None:
         conn.close()
 
 
-def _coordinate(ctx: RunContext, plans: list[Any], say: Callable[[str], None]) -> None:
+def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str], None]) -> None:
     backend = LocalBackend()
     sampler = Sampler(ctx.server.get("pid"))
 
@@ -153,7 +226,9 @@ def _coordinate(ctx: RunContext, plans: list[Any], say: Callable[[str], None]) -
         sampler.watch_shards(pids)
         return sampler.sample(t_s)
 
-    coord = Coordinator(ctx.plan, plans, backend, SystemClock(), ctx.stop, sample, say)
+    flavor = ctx.environment.get("server", {}).get("flavor", "mariadb")
+    ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.get("binlog_start"), flavor)
+    coord = Coordinator(ctx.plan, plans, backend, SystemClock(), ctx.stop, sample, say, ctx.watch)
     ctx.outcome = coord.out
     try:
         coord.run()
@@ -192,10 +267,10 @@ def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
     try:
         dsn = _server_dsn(ctx, say)
         _check_stop(ctx)
-        plans = _prepare(ctx, dsn)
+        plans = _prepare(ctx, dsn, say)
         _check_stop(ctx)
         say(_banner(ctx, dsn))
-        _coordinate(ctx, plans, say)
+        _coordinate(ctx, dsn, plans, say)
     except RunError as exc:
         ctx.outcome.status = "interrupted" if ctx.stop.is_set else "failed"
         ctx.outcome.reason = str(exc)
@@ -211,8 +286,32 @@ def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
         return EXIT_FAILED
     finally:
         if dsn is not None and ctx.outcome.started:
-            _finish_server_facts(ctx, dsn)
-    return _exit_code(ctx)
+            _finish_observing(ctx, dsn, say)
+    code = _exit_code(ctx)
+    if ctx.observed.audit is not None and not ctx.observed.audit.get("clean") and code == EXIT_OK:
+        return EXIT_AUDIT
+    return code
+
+
+def _finish_observing(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
+    """After the load: closing counters, the log's end, the follower, ledger and audit."""
+    _finish_server_facts(ctx, dsn)
+    if ctx.watch is not None:
+        ctx.watch.finish(ctx.outcome.elapsed_s, ctx.server.get("binlog_end"), ctx.observed)
+    ctx.observed.ledger_tables = list(ctx.outcome.ledger.tables())
+    if ctx.plan.audit:
+        _audit(ctx, dsn, say)
+
+
+def _audit(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
+    engine = ctx.outcome.aggregate.total.changes
+    try:
+        ctx.observed.audit = audit.perform(
+            dsn, ctx.server, ctx.observed.ledger_tables, engine, ctx.observed.heartbeats
+        )
+    except (binlog.BinlogError, database.DatabaseError) as exc:
+        ctx.observed.audit = {"clean": False, "error": str(exc)}
+    say(report.audit_line(ctx.observed.audit))
 
 
 def _exit_code(ctx: RunContext) -> int:
@@ -245,6 +344,22 @@ def _banner(ctx: RunContext, dsn: Dsn) -> str:
     )
 
 
+def _write_ledger(ctx: RunContext, output: str) -> str | None:
+    """The change ledger next to the results file (not for ``--output -``)."""
+    if output == "-" or not ctx.observed.ledger_tables:
+        return None
+    path = ledger.path_for(output)
+    doc = ledger.document(ctx.run_id, ctx.observed.ledger_tables)
+    try:
+        results.write(doc, path)
+    except OSError as exc:
+        print(
+            f"error: cannot write the change ledger to {path!r} ({exc.strerror})", file=sys.stderr
+        )
+        return None
+    return path
+
+
 def _write(ctx: RunContext, output: str, say: Callable[[str], None]) -> bool:
     doc = results.build(
         ctx.plan,
@@ -254,8 +369,12 @@ def _write(ctx: RunContext, output: str, say: Callable[[str], None]) -> bool:
         environment=ctx.environment,
         rates=ctx.rates,
         server=ctx.server,
+        observed=ctx.observed,
     )
     say(report.summary_table(doc))
+    ledger_path = _write_ledger(ctx, output)
+    if ledger_path:
+        doc["ledger"] = {"path": os.path.basename(ledger_path), "format": ledger.FORMAT}
     try:
         where = results.write(doc, output)
     except OSError as exc:

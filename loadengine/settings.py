@@ -51,6 +51,8 @@ FIELDS: tuple[Field, ...] = (
     Field("dsn", "--dsn", ("LOADENGINE_DSN",), None),
     Field("output", "--output", ("LOADENGINE_OUTPUT",), None),
     Field("keep_server", "--keep-server", (), False),
+    Field("audit", "--audit", ("LOADENGINE_AUDIT",), False),
+    Field("follow_binlog", "--follow-binlog", ("LOADENGINE_FOLLOW_BINLOG",), False),
 )
 # Profile keys are the flag names without dashes (``duration``, ``batch_size``...).
 PROFILE_KEYS: dict[str, str] = {
@@ -103,6 +105,19 @@ def parse_mix(value: Any, flag: str = "--mix") -> tuple[tuple[str, int], ...]:
     if sum(weights.values()) == 0:
         raise SettingsError(f"{flag} {value!r}: weights sum to 0; at least one must be > 0")
     return tuple((op, weights[op]) for op in OPERATIONS if op in weights)
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_bool(flag: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise SettingsError(f"{flag} {value!r}: must be true or false (or 1/0, yes/no, on/off)")
 
 
 def parse_float(flag: str, value: Any, minimum: float) -> float:
@@ -251,5 +266,7 @@ def _finish(
         dsn=None if dsn is None else str(dsn),
         output=None if values["output"] is None else str(values["output"]),
         keep_server=bool(values["keep_server"]),
+        audit=parse_bool(fl("audit"), values["audit"]),
+        follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
         sources=tuple(sorted(sources.items())),
     )

@@ -12,6 +12,8 @@ the batch was actually sent. A change counts only once its commit was acknowledg
 from __future__ import annotations
 
 import random
+import sys
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,11 +58,14 @@ class Counters:
     reconnects: int = 0
     latency_us: dict[int, int] = field(default_factory=dict)
     service_us: dict[int, int] = field(default_factory=dict)
+    updated: dict[str, array[int]] = field(default_factory=dict)
 
     def add_commit(self, stmts: list[Statement], rows: list[int]) -> int:
         for stmt, n in zip(stmts, rows, strict=True):
             kinds = self.changes.setdefault(stmt.table, {})
             kinds[stmt.kind] = kinds.get(stmt.kind, 0) + n
+            if stmt.key_indices:
+                self.updated.setdefault(stmt.table, array("I")).extend(stmt.key_indices)
         self.statements += len(stmts)
         self.transactions += 1
         return sum(rows)
@@ -82,11 +87,20 @@ class Counters:
             reconnects=self.reconnects,
             latency_us=self.latency_us,
             service_us=self.service_us,
+            updated_keys={t: _le_bytes(a) for t, a in self.updated.items()},
         )
         self.changes, self.errors, self.latency_us, self.service_us = {}, {}, {}, {}
+        self.updated = {}
         self.statements = self.transactions = self.late_batches = 0
         self.missed_changes = self.reconnects = 0
         return delta
+
+
+def _le_bytes(a: array[int]) -> bytes:
+    if sys.byteorder != "little":
+        a = array("I", a)
+        a.byteswap()
+    return a.tobytes()
 
 
 def seed_keys(plan: ShardPlan, executor: Executor) -> ChangeCounts:

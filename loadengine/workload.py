@@ -30,6 +30,7 @@ class Statement:
     sql: str
     params: tuple[object, ...]
     rows: int
+    key_indices: tuple[int, ...] = ()  # updates: the shard's key indices k (for the ledger)
 
 
 class OpSequence:
@@ -124,16 +125,18 @@ def update_customers(
     rng: random.Random, keys: KeySpace, existing: int, n: int, tag: str
 ) -> Statement:
     """Distinct rows, each given a new email that is unique (it embeds the row id and tag)."""
-    ids = [keys.customer_id(k) for k in rng.sample(range(existing), n)]
+    ks = rng.sample(range(existing), n)
+    ids = [keys.customer_id(k) for k in ks]
     sql = statement_sql("update_customer", n)
-    return Statement("update_customer", "customers", "update", sql, (tag, *ids), n)
+    return Statement("update_customer", "customers", "update", sql, (tag, *ids), n, tuple(ks))
 
 
 def update_orders(rng: random.Random, keys: KeySpace, existing: int, n: int) -> Statement:
     """Distinct rows; ``quantity % 100 + 1`` always differs from ``quantity``."""
-    ids = [keys.order_number(k) for k in rng.sample(range(existing), n)]
+    ks = rng.sample(range(existing), n)
+    ids = [keys.order_number(k) for k in ks]
     sql = statement_sql("update_order", n)
-    return Statement("update_order", "orders", "update", sql, tuple(ids), n)
+    return Statement("update_order", "orders", "update", sql, tuple(ids), n, tuple(ks))
 
 
 def build_batch(

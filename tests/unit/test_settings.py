@@ -37,7 +37,10 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert plan.mix == DEFAULT_MIX
     assert (plan.seed, plan.on_overload) == (1, "catch-up")
     assert (plan.dsn, plan.output, plan.keep_server) == (None, None, False)
+    assert (plan.audit, plan.follow_binlog) == (False, False)
     assert sources(plan) == {
+        "audit": "default",
+        "follow_binlog": "default",
         "batch_size": "default",
         "dsn": "default",
         "duration_s": "default",
@@ -358,7 +361,7 @@ ERROR_CASES: list[tuple[str, dict[str, Any], dict[str, str], str | None, list[st
         {},
         {},
         'PROFILE:target_cps = 10\ncolour = "red"\n',
-        ["unknown key 'colour'", "allowed: batch_size, description, dsn, duration"],
+        ["unknown key 'colour'", "allowed: audit, batch_size, description, dsn, duration"],
     ),
     ("profile-bad-toml", {}, {}, "PROFILE:target_cps = [\n", ["not valid TOML"]),
     (
