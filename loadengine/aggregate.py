@@ -43,10 +43,12 @@ class Bucket:
     backlog_by_shard: dict[int, int] = field(default_factory=dict)
     latency_us: dict[int, int] = field(default_factory=dict)
     service_us: dict[int, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
 
     def add(self, d: ShardDelta) -> None:
         add_changes(self.changes, d.changes)
         add_counts(self.errors, d.errors)
+        add_counts(self.faults, d.faults)
         self.statements += d.statements
         self.transactions += d.transactions
         self.late_batches += d.late_batches

@@ -44,6 +44,10 @@ def run(
     output: Annotated[str | None, typer.Option(help="Results file ('-' = stdout)")] = None,
     on_overload: Annotated[str | None, typer.Option(help="catch-up | drop | abort")] = None,
     keep_server: Annotated[bool, typer.Option(help="Leave the embedded server up")] = False,
+    retries: Annotated[
+        str | None, typer.Option(help="Retries per transaction (deadlock, lock wait, lost link)")
+    ] = None,
+    on_shard_failure: Annotated[str | None, typer.Option(help="abort | restart")] = None,
     audit: Annotated[
         bool, typer.Option(help="Audit the run's binary-log window against the ledger")
     ] = False,
@@ -65,6 +69,8 @@ def run(
         "output": output,
         "on_overload": on_overload,
         "keep_server": True if keep_server else None,
+        "retries": retries,
+        "on_shard_failure": on_shard_failure,
         "audit": True if audit else None,
         "follow_binlog": True if follow_binlog else None,
     }

@@ -24,7 +24,7 @@ from mysql.connector import errorcode, errors
 from mysql.connector.constants import ClientFlag
 
 from loadengine.dsn import Dsn
-from loadengine.workload import Statement
+from loadengine.workload import CommitProbe, Statement
 
 CONNECTION_LOST_ERRNOS = frozenset({2006, 2013, 2055, 1053, 1927, 4031})
 ERROR_CLASSES = {
@@ -45,9 +45,10 @@ RETRYABLE_CLASSES = frozenset({"deadlock", "lock_wait_timeout"})
 class DatabaseError(Exception):
     """A classified database error; ``error_class`` is a short stable name."""
 
-    def __init__(self, error_class: str, message: str) -> None:
+    def __init__(self, error_class: str, message: str, in_commit: bool = False) -> None:
         super().__init__(message)
         self.error_class = error_class
+        self.in_commit = in_commit  # raised by COMMIT itself: the outcome may be unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +139,31 @@ class Session:
         Raises ``DatabaseError``; the transaction is then rolled back (or the connection
         is gone), and nothing of it may be counted as committed.
         """
+        in_commit = False
         try:
             counts = [self._execute(s) for s in stmts]
+            in_commit = True
             self._conn.commit()
             return counts
         except errors.Error as exc:
             self._rollback_quietly()
+            raise DatabaseError(classify(exc), _safe_message(exc, self._dsn), in_commit) from None
+
+    def committed(self, probe: CommitProbe) -> bool:
+        """Whether a transaction whose COMMIT lost its connection did commit (see
+        ``workload.commit_probe``). Raises ``DatabaseError`` if the server cannot say."""
+        try:
+            rows = query(self._conn, probe.sql.replace("?", "%s"), probe.params)
+            self._conn.commit()
+        except errors.Error as exc:
+            self._rollback_quietly()
             raise DatabaseError(classify(exc), _safe_message(exc, self._dsn)) from None
+        found = int(rows[0][0])
+        if found not in (0, probe.expect):
+            raise DatabaseError(
+                "inconsistent", f"{found} of {probe.expect} rows of one transaction found"
+            )
+        return found == probe.expect
 
     def _execute(self, stmt: Statement) -> int:
         cur = self._cursors.get(stmt.sql)

@@ -45,6 +45,7 @@ class ShardDelta:
     latency_us: dict[int, int] = field(default_factory=dict)
     service_us: dict[int, int] = field(default_factory=dict)
     updated_keys: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)  # see shard.ShardLoop._commit
 
 
 @dataclass(frozen=True, slots=True)

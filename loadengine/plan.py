@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 OPERATIONS: tuple[str, ...] = ("insert_customer", "insert_order", "update_customer", "update_order")
 OVERLOAD_POLICIES: tuple[str, ...] = ("catch-up", "drop", "abort")
+SHARD_FAILURE_POLICIES: tuple[str, ...] = ("abort", "restart")
 DEFAULT_MIX: tuple[tuple[str, int], ...] = (
     ("insert_customer", 20),
     ("insert_order", 30),
@@ -43,6 +44,8 @@ class RunPlan:
     output: str | None
     keep_server: bool
     sources: tuple[tuple[str, str], ...] = ()
+    retries: int = 3  # per transaction, for deadlock / lock wait / lost connection
+    on_shard_failure: str = "abort"  # or "restart"
     audit: bool = False  # read the run's binary-log window afterwards and compare
     follow_binlog: bool = False  # tail the binary log during the run (capture lag)
 
@@ -117,6 +120,7 @@ class ShardPlan:
     on_overload: str
     keys: KeySpace
     dsn: str
+    retries: int = 3
 
 
 def split_rate(target_cps: int, shards: int) -> list[int]:
@@ -177,6 +181,7 @@ def shard_plans(
                 on_overload=plan.on_overload,
                 keys=keys,
                 dsn=dsn,
+                retries=plan.retries,
             )
         )
     return out

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from loadengine.dsn import DsnError, dsn_from_parts, parse_dsn
-from loadengine.plan import DEFAULT_MIX, OPERATIONS, OVERLOAD_POLICIES, RunPlan
+from loadengine.plan import (
+    DEFAULT_MIX,
+    OPERATIONS,
+    OVERLOAD_POLICIES,
+    SHARD_FAILURE_POLICIES,
+    RunPlan,
+)
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "configs" / "profiles"
 # Each shard is one synchronous connection, so a commit stall (fsync of binlog + redo)
@@ -51,6 +57,8 @@ FIELDS: tuple[Field, ...] = (
     Field("dsn", "--dsn", ("LOADENGINE_DSN",), None),
     Field("output", "--output", ("LOADENGINE_OUTPUT",), None),
     Field("keep_server", "--keep-server", (), False),
+    Field("retries", "--retries", ("LOADENGINE_RETRIES",), 3),
+    Field("on_shard_failure", "--on-shard-failure", ("LOADENGINE_ON_SHARD_FAILURE",), "abort"),
     Field("audit", "--audit", ("LOADENGINE_AUDIT",), False),
     Field("follow_binlog", "--follow-binlog", ("LOADENGINE_FOLLOW_BINLOG",), False),
 )
@@ -67,12 +75,12 @@ def default_workers() -> int:
     return max(MIN_WORKERS_DEFAULT, min(os.cpu_count() or 1, MAX_WORKERS_DEFAULT))
 
 
-def _int(flag: str, value: Any, minimum: int, what: str) -> int:
+def _int(flag: str, value: Any, minimum: int, what: str, maximum: int | None = None) -> int:
     try:
         n = int(str(value).strip()) if not isinstance(value, int) else value
     except ValueError:
         raise SettingsError(f"{flag} {value!r}: must be an integer {what}") from None
-    if isinstance(value, bool) or n < minimum:
+    if isinstance(value, bool) or n < minimum or (maximum is not None and n > maximum):
         raise SettingsError(f"{flag} {value!r}: must be an integer {what}")
     return n
 
@@ -247,6 +255,12 @@ def _finish(
         raise SettingsError(
             f"{fl('on_overload')} {on_overload!r}: allowed: {', '.join(OVERLOAD_POLICIES)}"
         )
+    on_shard_failure = str(values["on_shard_failure"])
+    if on_shard_failure not in SHARD_FAILURE_POLICIES:
+        raise SettingsError(
+            f"{fl('on_shard_failure')} {on_shard_failure!r}: allowed: "
+            f"{', '.join(SHARD_FAILURE_POLICIES)}"
+        )
     dsn = values["dsn"]
     if dsn is not None:
         try:
@@ -266,6 +280,8 @@ def _finish(
         dsn=None if dsn is None else str(dsn),
         output=None if values["output"] is None else str(values["output"]),
         keep_server=bool(values["keep_server"]),
+        retries=_int(fl("retries"), values["retries"], 0, "from 0 to 100", maximum=100),
+        on_shard_failure=on_shard_failure,
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
         sources=tuple(sorted(sources.items())),

@@ -20,15 +20,17 @@ from typing import Protocol
 
 from loadengine import histogram
 from loadengine.clock import Clock
-from loadengine.database import DatabaseError, is_connection_lost
+from loadengine.database import RETRYABLE_CLASSES, DatabaseError, is_connection_lost
 from loadengine.messages import ChangeCounts, ShardDelta, ShardDone, ShardMessage
 from loadengine.plan import ShardPlan
 from loadengine.schedule import NS_PER_S, Schedule, next_batch
 from loadengine.workload import (
+    CommitProbe,
     KeyCursor,
     OpSequence,
     Statement,
     build_batch,
+    commit_probe,
     insert_customers,
     insert_orders,
 )
@@ -37,12 +39,15 @@ LATE_THRESHOLD_NS = 10_000_000  # a batch sent >= 10 ms after its intended time 
 MAX_SLEEP_NS = 50_000_000  # re-check the stop flag at least every 50 ms
 SEED_CHUNK_ROWS = 500
 RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
+RETRY_BACKOFF_S = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 class Executor(Protocol):
     def run_transaction(self, stmts: list[Statement]) -> list[int]: ...
 
     def reconnect(self) -> None: ...
+
+    def committed(self, probe: CommitProbe) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -59,6 +64,7 @@ class Counters:
     latency_us: dict[int, int] = field(default_factory=dict)
     service_us: dict[int, int] = field(default_factory=dict)
     updated: dict[str, array[int]] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
 
     def add_commit(self, stmts: list[Statement], rows: list[int]) -> int:
         for stmt, n in zip(stmts, rows, strict=True):
@@ -72,6 +78,9 @@ class Counters:
 
     def add_error(self, error_class: str) -> None:
         self.errors[error_class] = self.errors.get(error_class, 0) + 1
+
+    def add_fault(self, name: str, n: int = 1) -> None:
+        self.faults[name] = self.faults.get(name, 0) + n
 
     def take(self, shard: int, second: int, backlog: int) -> ShardDelta:
         delta = ShardDelta(
@@ -88,9 +97,10 @@ class Counters:
             latency_us=self.latency_us,
             service_us=self.service_us,
             updated_keys={t: _le_bytes(a) for t, a in self.updated.items()},
+            faults=self.faults,
         )
         self.changes, self.errors, self.latency_us, self.service_us = {}, {}, {}, {}
-        self.updated = {}
+        self.updated, self.faults = {}, {}
         self.statements = self.transactions = self.late_batches = 0
         self.missed_changes = self.reconnects = 0
         return delta
@@ -206,12 +216,9 @@ class ShardLoop:
         tag = f"{self.plan.run_token}.{self.plan.index}.{self.state.batch}"
         stmts, after = build_batch(counts, self.rng, self.plan.keys, self.cursor, tag)
         sent_ns = self.clock.now_ns()
-        try:
-            rows = self.executor.run_transaction(stmts)
-        except DatabaseError as exc:
-            self.counters.add_error(exc.error_class)
-            if is_connection_lost(exc.error_class):
-                self._reconnect()
+        rows = self._commit(stmts)
+        if rows is None:  # failed for good: nothing of it counts
+            self.counters.add_fault("failed_changes", sum(st.rows for st in stmts))
             return
         done_ns = self.clock.now_ns()
         self.counters.add_commit(stmts, rows)
@@ -219,17 +226,73 @@ class ShardLoop:
         histogram.add(self.counters.latency_us, (done_ns - intended_ns) / 1000)
         histogram.add(self.counters.service_us, (done_ns - sent_ns) / 1000)
 
-    def _reconnect(self) -> None:
+    def _commit(self, stmts: list[Statement]) -> list[int] | None:
+        """Rows changed per statement once committed; None if it did not (or cannot be
+        known to have) committed. Retry policy: deadlock, lock wait timeout and a lost
+        connection are retried up to ``plan.retries`` times with backoff; anything else
+        (duplicate key, ...) fails the transaction at once. After a COMMIT whose
+        connection died, the outcome is looked up, never guessed."""
+        for attempt in range(self.plan.retries + 1):
+            if attempt:
+                self.counters.add_fault("retries")
+                self.clock.sleep_ns(int(RETRY_BACKOFF_S[min(attempt - 1, 5)] * NS_PER_S))
+            try:
+                return self.executor.run_transaction(stmts)
+            except DatabaseError as exc:
+                retry, rows = self._after_error(exc, stmts)
+            if not retry or self.stop():
+                return rows
+        return None
+
+    def _after_error(
+        self, exc: DatabaseError, stmts: list[Statement]
+    ) -> tuple[bool, list[int] | None]:
+        """(retry?, rows if it turned out committed) after a failed attempt."""
+        self.counters.add_error(exc.error_class)
+        lost = is_connection_lost(exc.error_class)
+        if not lost:
+            return exc.error_class in RETRYABLE_CLASSES, None
+        if not exc.in_commit:
+            return self._reconnect(), None
+        outcome = self._resolve(stmts) if self._reconnect() else "unknown"
+        if outcome == "committed":
+            return False, [st.rows for st in stmts]
+        if outcome == "unknown":
+            self.counters.add_fault("ambiguous_unresolved_changes", sum(st.rows for st in stmts))
+            return False, None
+        return True, None
+
+    def _resolve(self, stmts: list[Statement]) -> str:
+        """After reconnecting: did the in-doubt COMMIT take effect? ``committed``,
+        ``rolled_back`` (it may be retried) or ``unknown`` (nobody can tell)."""
+        probe = commit_probe(stmts)
+        if probe is None:
+            return "unknown"
+        while True:
+            try:
+                done = self.executor.committed(probe)
+            except DatabaseError as exc:
+                self.counters.add_error(exc.error_class)
+                if not is_connection_lost(exc.error_class) or not self._reconnect():
+                    return "unknown"
+                continue
+            outcome = "committed" if done else "rolled_back"
+            self.counters.add_fault(f"ambiguous_{outcome}")
+            return outcome
+
+    def _reconnect(self) -> bool:
+        """Reconnect with backoff until connected (True) or told to stop (False)."""
         for attempt in range(1_000_000):
             if self.stop():
-                return
+                return False
             self.clock.sleep_ns(int(RECONNECT_BACKOFF_S[min(attempt, 4)] * NS_PER_S))
             try:
                 self.executor.reconnect()
                 self.counters.reconnects += 1
-                return
+                return True
             except DatabaseError as exc:
                 self.counters.add_error(exc.error_class)
+        return False
 
     def _backlog(self, elapsed_ns: int) -> int:
         if self.schedule is None:

@@ -164,3 +164,42 @@ def build_batch(
     if n:
         stmts.append(update_orders(rng, keys, cursor.orders, n))
     return stmts, KeyCursor(cursor.customers + c_new, cursor.orders + o_new)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitProbe:
+    """A query that tells whether a transaction committed: it returns ``expect`` if so,
+    0 if not (transactions are atomic, so anything else means interference)."""
+
+    sql: str
+    params: tuple[object, ...]
+    expect: int
+
+
+def commit_probe(stmts: list[Statement]) -> CommitProbe | None:
+    """How to find out, after a lost connection, whether ``stmts`` committed. Pure.
+
+    Inserted keys are the shard's own, so their existence decides; a customer update
+    stamps an email unique to its batch. A transaction holding only order updates leaves
+    no mark of its own, so it cannot be resolved (None): never guess.
+    """
+    for stmt in stmts:
+        if stmt.op == "insert_customer":
+            ids = stmt.params[0::4]
+            return CommitProbe(_count_in("customers", "id", len(ids)), tuple(ids), len(ids))
+        if stmt.op == "insert_order":
+            ids = stmt.params[0::5]
+            return CommitProbe(_count_in("orders", "order_number", len(ids)), tuple(ids), len(ids))
+    for stmt in stmts:
+        if stmt.op == "update_customer":
+            tag, ids = stmt.params[0], stmt.params[1:]
+            sql = (
+                _count_in("customers", "id", len(ids))
+                + f" AND email = CONCAT('c', id, '.', ?, '@{EMAIL_DOMAIN}')"
+            )
+            return CommitProbe(sql, (*ids, tag), len(ids))
+    return None
+
+
+def _count_in(table: str, column: str, n: int) -> str:
+    return f"SELECT COUNT(*) FROM {table} WHERE {column} IN ({','.join('?' * n)})"

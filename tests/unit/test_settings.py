@@ -41,6 +41,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sources(plan) == {
         "audit": "default",
         "follow_binlog": "default",
+        "retries": "default",
+        "on_shard_failure": "default",
         "batch_size": "default",
         "dsn": "default",
         "duration_s": "default",
