@@ -43,20 +43,26 @@ def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> Non
     from loadengine.clock import SystemClock, monotonic_from_unix
     from loadengine.database import Session
     from loadengine.dsn import parse_dsn
+    from loadengine.journal import Journal, path_for
     from loadengine.shard import ShardLoop, seed_keys
 
     session = Session(parse_dsn(plan.dsn))
+    journal = None
+    if plan.journal_dir is not None:
+        journal = Journal(path_for(plan.journal_dir, plan.index, plan.generation))
     try:
-        setup = seed_keys(plan, session)
+        setup = seed_keys(plan, session) if plan.resume is None else {}
         out.put(ShardReady(plan.index, os.getpid(), socket.gethostname(), setup))
         while not go.wait(GO_POLL_S):
             if stop():
                 return
         clock = SystemClock()
-        loop = ShardLoop(plan, session, out.put, stop, clock)
+        loop = ShardLoop(plan, session, out.put, stop, clock, journal)
         loop.run(monotonic_from_unix(clock, start.value))
     finally:
         session.close()
+        if journal is not None:
+            journal.close()
 
 
 class LocalBackend:
@@ -82,6 +88,13 @@ class LocalBackend:
             )
             proc.start()
             self._procs[plan.index] = proc
+
+    def restart(self, plan: ShardPlan) -> None:
+        """Start a replacement process for a dead shard (it joins the common start)."""
+        old = self._procs.get(plan.index)
+        if old is not None:
+            old.join(0.1)
+        self.launch([plan])
 
     def release(self, start_unix_ns: int) -> None:
         self._start.value = start_unix_ns

@@ -7,7 +7,7 @@ the same logic can drive shards elsewhere. It never touches the database.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from loadengine.aggregate import Aggregate, add_changes
@@ -21,7 +21,7 @@ from loadengine.messages import (
     ShardMessage,
     ShardReady,
 )
-from loadengine.plan import RunPlan, ShardPlan
+from loadengine.plan import Resume, RunPlan, ShardPlan
 from loadengine.report import live_line
 from loadengine.resources import ResourceSample
 from loadengine.schedule import NS_PER_S
@@ -31,12 +31,18 @@ READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 10.0
 POLL_S = 0.05
 TICK_GRACE_NS = 200_000_000  # print a second's line this long after it ends (deltas in transit)
+MAX_RESTARTS_PER_SHARD = 3
+
+# (dead process's plan, second) -> its unreported committed work and where to resume
+Recover = Callable[[ShardPlan, int], tuple[ShardDelta, Resume]]
 
 
 class Transport(Protocol):
     name: str
 
     def launch(self, plans: list[ShardPlan]) -> None: ...
+
+    def restart(self, plan: ShardPlan) -> None: ...
 
     def release(self, start_unix_ns: int) -> None: ...
 
@@ -107,10 +113,14 @@ class Coordinator:
         sample: Callable[[float, dict[int, int]], ResourceSample],
         emit: Callable[[str], None],
         watch: Watch | None = None,
+        recover: Recover | None = None,
     ) -> None:
         self.plan, self.shard_plans, self.transport = plan, shard_plans, transport
         self.clock, self.stop, self.sample, self.emit = clock, stop, sample, emit
         self.watch = watch or NoWatch()
+        self.recover = recover
+        self._current = {p.index: p for p in shard_plans}  # the live process's plan
+        self._dead: set[int] = set()
         self.out = Outcome(ledger=LedgerBook({p.index: p for p in shard_plans}))
         self._start_ns = 0
         self._next_tick = 1
@@ -170,8 +180,7 @@ class Coordinator:
         self._final_tick()
 
     def _pending(self) -> set[int]:
-        failed = {f["shard"] for f in self.out.failures}
-        return {p.index for p in self.shard_plans} - set(self.out.done) - failed
+        return {p.index for p in self.shard_plans} - set(self.out.done) - self._dead
 
     def _drain(self) -> None:
         """Collect messages still in transit after every shard reported done or failed."""
@@ -192,6 +201,7 @@ class Coordinator:
         elif isinstance(msg, ShardDone):
             self.out.done[msg.shard] = msg
         elif isinstance(msg, ShardFailed):
+            self._dead.add(msg.shard)
             self._fail(f"shard {msg.shard} failed: {msg.error_class}: {msg.message}", msg.shard)
             self.out.failures[-1]["error_class"] = msg.error_class
 
@@ -211,16 +221,60 @@ class Coordinator:
             self.emit(f"FAILED: {reason}")
 
     def _check_exited(self, finished: set[int]) -> None:
-        """A shard process that exited without ``ShardDone`` has failed; record it."""
+        """A shard process that exited without ``ShardDone`` has died: recover, then
+        restart or fail it under ``--on-shard-failure``."""
         for shard, code in self.transport.exited().items():
-            if shard in finished or any(f["shard"] == shard for f in self.out.failures):
+            if shard in finished or shard in self._dead:
                 continue
             for msg in self.transport.poll(0.0):  # its last words may still be queued
                 self._handle(msg)
-            if shard not in self.out.done and not any(
-                f["shard"] == shard for f in self.out.failures
-            ):
-                self._fail(f"shard {shard} process exited unexpectedly (exit code {code})", shard)
+            if shard not in self.out.done and shard not in self._dead:
+                self._shard_died(shard, code)
+
+    def _shard_died(self, shard: int, code: int | None) -> None:
+        plan = self._current[shard]
+        second = max(0, self._elapsed_ns() // NS_PER_S) if self.out.started else 0
+        reason = f"shard {shard} process exited unexpectedly (exit code {code})"
+        last = self.out.aggregate.shards.get(shard)
+        record: dict[str, object] = {
+            "shard": shard,
+            "t_s": round(max(0.0, self._elapsed_ns() / NS_PER_S), 3) if self.out.started else 0.0,
+            "reason": reason,
+            "exit_code": code,
+            "pid": self.transport.shard_pids().get(shard),
+            "generation": plan.generation,
+            "last_changes": last.change_count if last else 0,
+        }
+        resume = None
+        if self.recover is not None and self.out.started:
+            delta, resume = self.recover(plan, int(second))
+            self._handle(delta)
+            record["recovered_changes"] = delta.faults.get("recovered_changes", 0)
+            record["in_doubt"] = {k: v for k, v in delta.faults.items() if k.startswith("ambig")}
+        if self._may_restart(plan, resume):
+            assert resume is not None
+            self._current[shard] = replace(plan, generation=plan.generation + 1, resume=resume)
+            self.transport.restart(self._current[shard])
+            record["action"] = "restarted"
+            self.out.failures.append(record)
+            self.emit(f"SHARD {shard} DIED ({reason}); restarted with the same keys")
+            return
+        record["action"] = "run failed"
+        self.out.failures.append(record)
+        self._dead.add(shard)
+        if self.out.status == "completed":
+            self.out.status, self.out.reason = "failed", reason
+            self.emit(f"FAILED: {reason}")
+
+    def _may_restart(self, plan: ShardPlan, resume: Resume | None) -> bool:
+        return (
+            self.plan.on_shard_failure == "restart"
+            and resume is not None
+            and plan.generation < MAX_RESTARTS_PER_SHARD
+            and self.out.status == "completed"
+            and not self.stop.is_set
+            and self._elapsed_ns() < self.plan.total_s * NS_PER_S
+        )
 
     def _check_overload(self, second: int) -> None:
         target = self.plan.target_at(second)

@@ -40,6 +40,15 @@ ERROR_CLASSES = {
     2005: "unknown_host",
 }
 RETRYABLE_CLASSES = frozenset({"deadlock", "lock_wait_timeout"})
+# The C extension sometimes raises its own MySQLInterfaceError unwrapped (seen when the
+# server dies mid-statement); it carries errno like the connector's errors.
+try:
+    DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+        errors.Error,
+        _mysql_connector.MySQLInterfaceError,
+    )
+except NameError:  # pragma: no cover - pure Python driver
+    DRIVER_ERRORS = (errors.Error,)
 
 
 class DatabaseError(Exception):
@@ -145,7 +154,7 @@ class Session:
             in_commit = True
             self._conn.commit()
             return counts
-        except errors.Error as exc:
+        except DRIVER_ERRORS as exc:
             self._rollback_quietly()
             raise DatabaseError(classify(exc), _safe_message(exc, self._dsn), in_commit) from None
 
@@ -155,7 +164,7 @@ class Session:
         try:
             rows = query(self._conn, probe.sql.replace("?", "%s"), probe.params)
             self._conn.commit()
-        except errors.Error as exc:
+        except DRIVER_ERRORS as exc:
             self._rollback_quietly()
             raise DatabaseError(classify(exc), _safe_message(exc, self._dsn)) from None
         found = int(rows[0][0])
@@ -174,7 +183,7 @@ class Session:
         return int(cur.rowcount)
 
     def _rollback_quietly(self) -> None:
-        with contextlib.suppress(errors.Error):
+        with contextlib.suppress(Exception):
             self._conn.rollback()
 
     def reconnect(self) -> None:

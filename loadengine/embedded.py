@@ -43,6 +43,7 @@ class EmbeddedServer:
     port: int
     process: subprocess.Popen[bytes]
     log_path: str
+    command: tuple[str, ...] = ()
 
     @property
     def socket_path(self) -> str:
@@ -63,6 +64,11 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+    def relaunch(self) -> None:
+        """Start the server again on the same data dir and port (after a stop or a kill)."""
+        self.process = _spawn(list(self.command))
+        _wait_ready(self)
 
     def remove(self) -> None:
         shutil.rmtree(self.base_dir, ignore_errors=True)
@@ -134,7 +140,15 @@ def _wait_ready(server: EmbeddedServer) -> None:
     )
 
 
-def start(config_dir: Path = CONFIG_DIR, port: int | None = None) -> EmbeddedServer:
+def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def start(
+    config_dir: Path = CONFIG_DIR, port: int | None = None, extra_args: tuple[str, ...] = ()
+) -> EmbeddedServer:
     """Install a fresh data dir and start the server; returns when it accepts connections."""
     binary = find_binary()
     if binary is None:
@@ -166,10 +180,8 @@ def start(config_dir: Path = CONFIG_DIR, port: int | None = None) -> EmbeddedSer
     ]
     if _as_root():
         cmd.append("--user=mysql")
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    server = EmbeddedServer(binary, base, port, proc, log)
+    cmd.extend(extra_args)
+    server = EmbeddedServer(binary, base, port, _spawn(cmd), log, tuple(cmd))
     try:
         _wait_ready(server)
     except EmbeddedError:

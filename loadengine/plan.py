@@ -103,6 +103,16 @@ class KeySpace:
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a restarted shard picks up its predecessor's work (from its journal): the
+    next batch index and the key cursors (rows of its keys that exist, seed included)."""
+
+    batch: int
+    customers: int
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
 class ShardPlan:
     """What one shard process needs to run; crosses the process boundary.
 
@@ -121,6 +131,9 @@ class ShardPlan:
     keys: KeySpace
     dsn: str
     retries: int = 3
+    journal_dir: str | None = None
+    generation: int = 0  # 0 for the first process of a shard, +1 per restart
+    resume: Resume | None = None
 
 
 def split_rate(target_cps: int, shards: int) -> list[int]:

@@ -83,7 +83,7 @@ def summary_table(doc: dict[str, Any]) -> str:
 
 def _server(s: dict[str, Any]) -> str:
     if s.get("server_changes") is None:
-        return "-"
+        return s.get("server_changes_note") or "-"
     verdict = "agrees" if s["server_agrees"] else "DISAGREES with the engine"
     return f"{s['server_changes']:,} ({s['server_counter_source']}; {verdict})"
 

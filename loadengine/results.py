@@ -31,7 +31,7 @@ SCHEMA_VERSION = 1
 class Observed:
     """What was observed beside the engine: the server's counters, the log, the audit."""
 
-    server_seconds: dict[int, int] = field(default_factory=dict)
+    server_seconds: dict[int, int | None] = field(default_factory=dict)
     server_counter_source: str = ""
     heartbeats: int | None = None
     follow: FollowState | None = None
@@ -188,12 +188,16 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
 
 def _observed_summary(plan: RunPlan, out: Outcome, obs: Observed) -> dict[str, Any]:
     engine = out.aggregate.total.change_count
-    server = sum(obs.server_seconds.values()) if obs.server_seconds else None
+    known = [n for n in obs.server_seconds.values() if n is not None]
+    complete = bool(obs.server_seconds) and len(known) == len(obs.server_seconds)
+    server = sum(known) if complete else None
     doc: dict[str, Any] = {
         "server_changes": server,
         "server_counter_source": obs.server_counter_source or None,
         "server_agrees": None if server is None else server == engine,
     }
+    if obs.server_seconds and not complete:
+        doc["server_changes_note"] = "unknown: the server's counters reset (restart) mid-run"
     if obs.follow is not None:
         measured = [lag for s, lag in obs.follow.lag_us if s >= plan.warmup_s]
         seconds = [obs.follow.bytes_by_second.get(s, 0) for s in range(plan.warmup_s, plan.total_s)]

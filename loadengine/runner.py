@@ -6,12 +6,15 @@ server (DSN or embedded), schema check, shard plans, the coordinator, results.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,16 +28,19 @@ from loadengine import (
     database,
     embedded,
     ledger,
+    recovery,
     report,
     results,
     schema_admin,
     server_watch,
 )
+from loadengine.aggregate import Bucket
 from loadengine.backend_local import LocalBackend
 from loadengine.clock import SystemClock
 from loadengine.coordinator import Coordinator, Outcome, StopFlag
 from loadengine.dsn import Dsn, parse_dsn
-from loadengine.plan import RunPlan, shard_plans
+from loadengine.messages import ShardDelta
+from loadengine.plan import Resume, RunPlan, ShardPlan, shard_plans
 from loadengine.resources import Sampler, find_local_server_pid
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_AUDIT = 0, 1, 2, 3, 4
@@ -212,14 +218,34 @@ def _finish_server_facts(ctx: RunContext, dsn: Dsn) -> None:
         after = database.row_change_counters(conn)
         before = ctx.server.get("row_counters_before", {})
         ctx.server["row_counters_after"] = after
-        ctx.server["row_changes"] = {k: after[k] - before.get(k, 0) for k in after}
+        delta = {k: after[k] - before.get(k, 0) for k in after}
+        # counters reset when the server restarted mid-run: the delta means nothing then
+        ctx.server["row_changes"] = None if any(v < 0 for v in delta.values()) else delta
         ctx.server["binlog_end"] = database.binlog_position(conn)
     finally:
         conn.close()
 
 
+def _recoverer(ctx: RunContext, dsn: Dsn) -> Any:
+    """Recovery of a dead shard's unreported work, from its journal (``recovery``)."""
+
+    def recover(plan: ShardPlan, second: int) -> tuple[ShardDelta, Resume]:
+        out = ctx.outcome
+        reported = out.aggregate.shards.get(plan.index, Bucket())
+        updates = {
+            table: sum(len(raw) // 4 for raw in chunks)
+            for (shard, table), chunks in out.ledger.updated.items()
+            if shard == plan.index
+        }
+        return recovery.recover(plan, second, reported, updates, dsn)
+
+    return recover
+
+
 def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str], None]) -> None:
     backend = LocalBackend()
+    journal_dir = tempfile.mkdtemp(prefix="loadengine-journal-")
+    plans = [dataclasses.replace(p, journal_dir=journal_dir) for p in plans]
     sampler = Sampler(ctx.server.get("pid"))
 
     def sample(t_s: float, pids: dict[int, int]) -> Any:
@@ -228,12 +254,23 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
 
     flavor = ctx.environment.get("server", {}).get("flavor", "mariadb")
     ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.get("binlog_start"), flavor)
-    coord = Coordinator(ctx.plan, plans, backend, SystemClock(), ctx.stop, sample, say, ctx.watch)
+    coord = Coordinator(
+        ctx.plan,
+        plans,
+        backend,
+        SystemClock(),
+        ctx.stop,
+        sample,
+        say,
+        ctx.watch,
+        _recoverer(ctx, dsn),
+    )
     ctx.outcome = coord.out
     try:
         coord.run()
     finally:
         backend.close(5.0)
+        shutil.rmtree(journal_dir, ignore_errors=True)
 
 
 def execute(plan: RunPlan, out: TextIO) -> int:

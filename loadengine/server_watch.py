@@ -53,10 +53,14 @@ class WatchState:
     sample_errors: int = 0
 
 
-def per_second(state: WatchState) -> dict[int, int]:
-    """Server row changes per run second, heartbeat writes removed (pure)."""
-    out: dict[int, int] = {}
+def per_second(state: WatchState) -> dict[int, int | None]:
+    """Server row changes per run second, heartbeat writes removed (pure). A counter that
+    went down means the server restarted (counters reset): that interval is unknown."""
+    out: dict[int, int | None] = {}
     for (s0, c0, h0), (_, c1, h1) in zip(state.samples, state.samples[1:], strict=False):
+        if any(c1[k] < c0.get(k, 0) for k in c1):
+            out[s0] = None
+            continue
         out[s0] = sum(c1.values()) - sum(c0.values()) - (h1 - h0)
     return out
 
@@ -106,8 +110,9 @@ class ServerWatch:
     def _sample(self, second: int) -> None:
         try:
             source, counters = database.row_change_counters_with_source(self.conn)
-        except database.DatabaseError:
+        except Exception:  # the server is away: this second stays unknown
             self.state.sample_errors += 1
+            self._reconnect_quietly()
             return
         self.state.source = source
         self.state.samples.append((second, counters, self.state.heartbeats))

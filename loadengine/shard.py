@@ -21,8 +21,9 @@ from typing import Protocol
 from loadengine import histogram
 from loadengine.clock import Clock
 from loadengine.database import RETRYABLE_CLASSES, DatabaseError, is_connection_lost
+from loadengine.journal import Journal
 from loadengine.messages import ChangeCounts, ShardDelta, ShardDone, ShardMessage
-from loadengine.plan import ShardPlan
+from loadengine.plan import Resume, ShardPlan
 from loadengine.schedule import NS_PER_S, Schedule, next_batch
 from loadengine.workload import (
     CommitProbe,
@@ -96,7 +97,7 @@ class Counters:
             reconnects=self.reconnects,
             latency_us=self.latency_us,
             service_us=self.service_us,
-            updated_keys={t: _le_bytes(a) for t, a in self.updated.items()},
+            updated_keys={t: le_bytes(a) for t, a in self.updated.items()},
             faults=self.faults,
         )
         self.changes, self.errors, self.latency_us, self.service_us = {}, {}, {}, {}
@@ -106,7 +107,7 @@ class Counters:
         return delta
 
 
-def _le_bytes(a: array[int]) -> bytes:
+def le_bytes(a: array[int]) -> bytes:
     if sys.byteorder != "little":
         a = array("I", a)
         a.byteswap()
@@ -151,6 +152,7 @@ class ShardLoop:
         send: Callable[[ShardMessage], None],
         stop: Callable[[], bool],
         clock: Clock,
+        journal: Journal | None = None,
     ) -> None:
         self.plan, self.executor, self.send, self.stop, self.clock = (
             plan,
@@ -160,15 +162,27 @@ class ShardLoop:
             clock,
         )
         self.schedule = Schedule(plan.steps, plan.batch_size) if plan.steps else None
-        self.rng = random.Random(plan.seed)
+        self.rng = random.Random(plan.seed + 7919 * plan.generation)
         self.ops = OpSequence(plan.mix)
         self.cursor = KeyCursor(plan.keys.seeded_customers, plan.keys.seeded_orders)
         self.counters = Counters()
         self.state = LoopState()
+        self.journal = journal
+        if plan.resume is not None:
+            self._resume(plan.resume)
+
+    def _resume(self, r: Resume) -> None:
+        """Continue a dead predecessor's schedule and keys (see ``journal``)."""
+        self.cursor = KeyCursor(r.customers, r.orders)
+        self.state.batch = r.batch
+        if self.schedule is not None:
+            self.state.sent_changes = sum(self.schedule.changes_in(b) for b in range(r.batch))
 
     def run(self, start_ns: int) -> None:
         end_ns = start_ns + self.plan.total_s * NS_PER_S
         stopped = False
+        if self.plan.resume is not None:  # seconds before this process are not ours
+            self.state.second = max(0, (self.clock.now_ns() - start_ns) // NS_PER_S)
         while True:
             now = self.clock.now_ns()
             self._flush_seconds(start_ns, min(now, end_ns))
@@ -215,11 +229,15 @@ class ShardLoop:
         counts = self.ops.next_counts(n)
         tag = f"{self.plan.run_token}.{self.plan.index}.{self.state.batch}"
         stmts, after = build_batch(counts, self.rng, self.plan.keys, self.cursor, tag)
+        if self.journal is not None:
+            self.journal.intent(self.state.batch, tag, stmts)
         sent_ns = self.clock.now_ns()
         rows = self._commit(stmts)
         if rows is None:  # failed for good: nothing of it counts
             self.counters.add_fault("failed_changes", sum(st.rows for st in stmts))
             return
+        if self.journal is not None:
+            self.journal.ack(self.state.batch, rows)
         done_ns = self.clock.now_ns()
         self.counters.add_commit(stmts, rows)
         self.cursor = after

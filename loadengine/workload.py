@@ -31,6 +31,7 @@ class Statement:
     params: tuple[object, ...]
     rows: int
     key_indices: tuple[int, ...] = ()  # updates: the shard's key indices k (for the ledger)
+    first_k: int = -1  # inserts: key index of the first row (rows are first_k, first_k+1...)
 
 
 class OpSequence:
@@ -101,7 +102,9 @@ def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -
         cid = keys.customer_id(k)
         params += [cid, rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), f"c{cid}@{EMAIL_DOMAIN}"]
     sql = statement_sql("insert_customer", n)
-    return Statement("insert_customer", "customers", "insert", sql, tuple(params), n)
+    return Statement(
+        "insert_customer", "customers", "insert", sql, tuple(params), n, first_k=first_k
+    )
 
 
 def insert_orders(
@@ -118,7 +121,7 @@ def insert_orders(
             rng.choice(PRODUCT_IDS),
         ]
     sql = statement_sql("insert_order", n)
-    return Statement("insert_order", "orders", "insert", sql, tuple(params), n)
+    return Statement("insert_order", "orders", "insert", sql, tuple(params), n, first_k=first_k)
 
 
 def update_customers(

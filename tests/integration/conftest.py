@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,3 +82,42 @@ def table_counts(d: Dsn) -> dict[str, int]:
         }
     finally:
         conn.close()
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    """``loadengine ARGS`` in the background (stdout line-readable)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "loadengine", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 60) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if needle in line:
+            return line
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no line containing {needle!r}")
+
+
+@pytest.fixture
+def own_server() -> Iterator[embedded.EmbeddedServer]:
+    """A private server for this test alone: it may be killed, paused and restarted."""
+    srv = embedded.start()
+    schema_admin.init(srv.dsn())
+    yield srv
+    try:
+        os.kill(srv.process.pid, 18)  # SIGCONT, in case a test left it stopped
+    except ProcessLookupError:
+        pass
+    srv.stop()
+    srv.remove()

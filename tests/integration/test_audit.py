@@ -29,12 +29,19 @@ def independent_counts(d: Dsn, doc: dict) -> dict[str, int]:
         conn.close()
     text = subprocess.run(
         [
-            "mariadb-binlog", "--read-from-remote-server", "-h127.0.0.1", f"-P{d.port}",
-            "-uroot", "--base64-output=decode-rows", "-v",
-            f"--start-position={start['position']}", f"--stop-position={end['position']}",
+            "mariadb-binlog",
+            "--read-from-remote-server",
+            "-h127.0.0.1",
+            f"-P{d.port}",
+            "-uroot",
+            "--base64-output=decode-rows",
+            "-v",
+            f"--start-position={start['position']}",
+            f"--stop-position={end['position']}",
             *logs,
         ],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     counts: dict[str, int] = {}
     for line in text.splitlines():
@@ -49,8 +56,18 @@ def test_clean_run_audits_to_zero_and_matches_the_log_and_the_server(
     dsn: Dsn, tmp_path: Path
 ) -> None:
     proc, out = run_load(
-        dsn, tmp_path, "--target-cps", "3000", "--duration", "5", "--workers", "2",
-        "--batch-size", "20", "--audit", "--follow-binlog",
+        dsn,
+        tmp_path,
+        "--target-cps",
+        "3000",
+        "--duration",
+        "5",
+        "--workers",
+        "2",
+        "--batch-size",
+        "20",
+        "--audit",
+        "--follow-binlog",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = load_results(out)
@@ -103,12 +120,25 @@ def test_changes_behind_the_engines_back_are_extra_and_a_lying_ledger_is_caught(
 ) -> None:
     out = tmp_path / "r.json"
     args = [
-        "run", "--dsn", dsn.to_url(), "--target-cps", "1000", "--duration", "4",
-        "--workers", "2", "--batch-size", "10", "--output", str(out),
+        "run",
+        "--dsn",
+        dsn.to_url(),
+        "--target-cps",
+        "1000",
+        "--duration",
+        "4",
+        "--workers",
+        "2",
+        "--batch-size",
+        "10",
+        "--output",
+        str(out),
     ]
     runner = subprocess.Popen(
         [sys.executable, "-m", "loadengine", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(3.0)  # inside the run's window: one foreign insert, one delete
     conn = database.connect(dsn)

@@ -1,0 +1,100 @@
+"""After a shard process died: what it committed that nobody heard of, and where a
+replacement picks up. Reads the shard's journals (``journal``); an in-doubt last
+transaction is looked up on the server with ``workload.commit_probe``, never guessed.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+from loadengine import database
+from loadengine.aggregate import Bucket, total_changes
+from loadengine.dsn import Dsn
+from loadengine.journal import Replay, path_for, pending_statements, read
+from loadengine.messages import ChangeCounts, ShardDelta
+from loadengine.plan import Resume, ShardPlan
+from loadengine.shard import le_bytes
+from loadengine.workload import commit_probe
+
+
+def _resolve_pending(rep: Replay, plan: ShardPlan, dsn: Dsn) -> str:
+    """Settle the journal's in-doubt transaction: ``committed``, ``rolled_back``,
+    ``unknown`` (no probe possible, or the server unreachable), or ``none``."""
+    if rep.pending is None:
+        return "none"
+    stmts = pending_statements(rep.pending, plan.keys)
+    probe = commit_probe(stmts)
+    if probe is None:
+        return "unknown"
+    try:
+        session = database.Session(dsn)
+        try:
+            done = session.committed(probe)
+        finally:
+            session.close()
+    except database.DatabaseError:
+        return "unknown"
+    if done:
+        rep.commit(rep.pending, [st.rows for st in stmts])
+    rep.pending = None
+    return "committed" if done else "rolled_back"
+
+
+def _minus(a: ChangeCounts, b: ChangeCounts) -> ChangeCounts:
+    out: ChangeCounts = {}
+    for table, kinds in a.items():
+        for kind, n in kinds.items():
+            d = n - b.get(table, {}).get(kind, 0)
+            if d:
+                out.setdefault(table, {})[kind] = d
+    return out
+
+
+def recover(
+    plan: ShardPlan,
+    second: int,
+    reported: Bucket,
+    reported_updates: dict[str, int],
+    dsn: Dsn,
+) -> tuple[ShardDelta, Resume]:
+    """The unreported remainder of a dead shard's work as one delta, and its resume point.
+
+    ``plan`` is the dead process's plan (its generation says how many journals exist);
+    ``reported``/``reported_updates`` are what its deltas already told the coordinator.
+    """
+    paths = [path_for(plan.journal_dir or "", plan.index, g) for g in range(plan.generation + 1)]
+    rep = read(paths)
+    outcome = _resolve_pending(rep, plan, dsn)
+    unreported = _minus(rep.changes, reported.changes)
+    keys = {
+        table: _le_bytes_list(ks[reported_updates.get(table, 0) :])
+        for table, ks in rep.update_keys.items()
+        if len(ks) > reported_updates.get(table, 0)
+    }
+    faults = {"recovered_changes": total_changes(unreported)}
+    if outcome != "none":
+        faults[f"ambiguous_{outcome}"] = 1
+    delta = ShardDelta(
+        shard=plan.index,
+        second=second,
+        changes=unreported,
+        statements=0,
+        transactions=0,
+        errors={},
+        late_batches=0,
+        missed_changes=0,
+        backlog_changes=0,
+        reconnects=0,
+        updated_keys=keys,
+        faults=faults,
+    )
+    resume = Resume(
+        batch=max(0, rep.last_batch),
+        customers=plan.keys.seeded_customers + rep.inserted.get("customers", 0),
+        orders=plan.keys.seeded_orders + rep.inserted.get("orders", 0),
+    )
+    return delta, resume
+
+
+def _le_bytes_list(keys: list[int]) -> bytes:
+    return le_bytes(array("I", keys))
