@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 try:  # must come before mysql.connector (see module docstring)
-    import _mysql_connector  # type: ignore[import-not-found]  # noqa: F401
+    import _mysql_connector  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - the driver falls back; driver_info() reports it
     pass
 

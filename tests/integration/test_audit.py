@@ -97,21 +97,22 @@ def test_clean_run_audits_to_zero_and_matches_the_log_and_the_server(
 
 
 def _tamper_ledger(path: Path, extra_inserts: int, fewer_updates: int) -> None:
+    """Make the ledger claim 5 more inserts and one update fewer than were committed."""
     doc = orjson.loads(path.read_bytes())
     tables = ledger.from_document(doc)
-    name, t = next((n, t) for n, t in tables if n == "customers")
-    changed = []
-    for n, x in tables:
-        if x is t:
-            counts = x.updates
-            for k in range(len(counts)):
-                if fewer_updates and counts[k] > 0:
-                    counts[k] -= 1
-                    fewer_updates -= 1
-            x = ledger.TableLedger(
-                x.shard, x.first_key, x.stride, x.seeded, x.inserted + extra_inserts, counts
-            )
-        changed.append((n, x))
+    target = next(t for n, t in tables if n == "customers")
+    counts = target.updates
+    k = next(k for k in range(len(counts)) if counts[k] > 0)
+    counts[k] -= fewer_updates
+    lying = ledger.TableLedger(
+        target.shard,
+        target.first_key,
+        target.stride,
+        target.seeded,
+        target.inserted + extra_inserts,
+        counts,
+    )
+    changed = [(n, lying if t is target else t) for n, t in tables]
     path.write_bytes(orjson.dumps(ledger.document(doc["run_id"], changed)))
 
 
