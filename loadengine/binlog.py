@@ -119,6 +119,17 @@ def _command(dsn: Dsn, flavor: str, extra: list[str]) -> list[str]:
     ]
     if dsn.unix_socket:
         cmd.insert(2, f"--socket={dsn.unix_socket}")
+    if dsn.tls:
+        cmd.insert(2, "--ssl")
+        for flag, value in (
+            ("--ssl-ca", dsn.ssl_ca),
+            ("--ssl-cert", dsn.ssl_cert),
+            ("--ssl-key", dsn.ssl_key),
+        ):
+            if value:
+                cmd.insert(2, f"{flag}={value}")
+        if dsn.ssl_verify and dsn.ssl_ca:
+            cmd.insert(2, "--ssl-verify-server-cert")
     return cmd
 
 

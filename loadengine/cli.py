@@ -48,6 +48,15 @@ def run(
         str | None, typer.Option(help="Retries per transaction (deadlock, lock wait, lost link)")
     ] = None,
     on_shard_failure: Annotated[str | None, typer.Option(help="abort | restart")] = None,
+    password_file: Annotated[
+        str | None, typer.Option(help="Read the DB password from this file")
+    ] = None,
+    ssl_ca: Annotated[str | None, typer.Option(help="TLS: CA certificate file")] = None,
+    ssl_cert: Annotated[str | None, typer.Option(help="TLS: client certificate")] = None,
+    ssl_key: Annotated[str | None, typer.Option(help="TLS: client key")] = None,
+    ssl_verify: Annotated[
+        str | None, typer.Option(help="TLS: verify the server certificate (on|off)")
+    ] = None,
     audit: Annotated[
         bool, typer.Option(help="Audit the run's binary-log window against the ledger")
     ] = False,
@@ -71,6 +80,11 @@ def run(
         "keep_server": True if keep_server else None,
         "retries": retries,
         "on_shard_failure": on_shard_failure,
+        "password_file": password_file,
+        "ssl_ca": ssl_ca,
+        "ssl_cert": ssl_cert,
+        "ssl_key": ssl_key,
+        "ssl_verify": ssl_verify,
         "audit": True if audit else None,
         "follow_binlog": True if follow_binlog else None,
     }

@@ -110,6 +110,20 @@ def connect(dsn: Dsn, *, with_database: bool = True, timeout_s: int = 5) -> Any:
         kwargs["host"], kwargs["port"] = dsn.host, dsn.port
     if with_database:
         kwargs["database"] = dsn.database
+    if dsn.tls:
+        kwargs.update(
+            {
+                k: v
+                for k, v in (
+                    ("ssl_ca", dsn.ssl_ca),
+                    ("ssl_cert", dsn.ssl_cert),
+                    ("ssl_key", dsn.ssl_key),
+                )
+                if v
+            }
+        )
+        kwargs["ssl_verify_cert"] = bool(dsn.ssl_verify and dsn.ssl_ca)
+        kwargs["ssl_verify_identity"] = bool(dsn.ssl_verify and dsn.ssl_ca)
     try:
         return mysql.connector.connect(**kwargs)
     except errors.Error as exc:

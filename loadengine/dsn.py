@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 DEFAULT_PORT = 3306
-ALLOWED_QUERY = ("unix_socket",)
+ALLOWED_QUERY = ("unix_socket", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 class DsnError(ValueError):
@@ -25,18 +27,41 @@ class Dsn:
     port: int
     database: str
     unix_socket: str | None = None
+    ssl_ca: str | None = None  # TLS: CA file; with it the server certificate is checked
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
+    ssl_verify: bool = True  # check the server certificate and host name (needs ssl_ca)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ssl_ca or self.ssl_cert)
+
+    def _query(self) -> str:
+        opts = [
+            (k, v)
+            for k, v in (
+                ("unix_socket", self.unix_socket),
+                ("ssl_ca", self.ssl_ca),
+                ("ssl_cert", self.ssl_cert),
+                ("ssl_key", self.ssl_key),
+            )
+            if v
+        ]
+        if self.tls:
+            opts.append(("ssl_verify", "1" if self.ssl_verify else "0"))
+        return ("?" + "&".join(f"{k}={quote(v, safe='/')}" for k, v in opts)) if opts else ""
 
     def redacted(self) -> str:
         pw = ":***" if self.password else ""
-        sock = f"?unix_socket={self.unix_socket}" if self.unix_socket else ""
-        return f"mysql://{self.user}{pw}@{_host(self.host)}:{self.port}/{self.database}{sock}"
+        host = _host(self.host)
+        return f"mysql://{self.user}{pw}@{host}:{self.port}/{self.database}{self._query()}"
 
     def to_url(self) -> str:
         """Full URL including the password (for shard processes only, never for output)."""
         pw = ":" + quote(self.password, safe="") if self.password else ""
-        sock = f"?unix_socket={self.unix_socket}" if self.unix_socket else ""
         user = quote(self.user, safe="")
-        return f"mysql://{user}{pw}@{_host(self.host)}:{self.port}/{self.database}{sock}"
+        host = _host(self.host)
+        return f"mysql://{user}{pw}@{host}:{self.port}/{self.database}{self._query()}"
 
 
 def _host(host: str) -> str:
@@ -89,8 +114,11 @@ def parse_dsn(text: str) -> Dsn:
     query = parse_qs(parts.query)
     unknown = sorted(set(query) - set(ALLOWED_QUERY))
     if unknown:
-        raise _bad(text, f"unknown option {unknown[0]!r} (allowed: unix_socket)")
+        raise _bad(text, f"unknown option {unknown[0]!r} (allowed: {', '.join(ALLOWED_QUERY)})")
     sock = query.get("unix_socket", [None])[0]
+    verify = query.get("ssl_verify", ["1"])[0].lower()
+    if verify not in TRUE_WORDS + FALSE_WORDS:
+        raise _bad(text, f"ssl_verify {verify!r} must be 1 or 0")
     return Dsn(
         user=unquote(parts.username),
         password=unquote(parts.password or ""),
@@ -98,6 +126,10 @@ def parse_dsn(text: str) -> Dsn:
         port=port,
         database=unquote(database),
         unix_socket=sock,
+        ssl_ca=query.get("ssl_ca", [None])[0],
+        ssl_cert=query.get("ssl_cert", [None])[0],
+        ssl_key=query.get("ssl_key", [None])[0],
+        ssl_verify=verify in TRUE_WORDS,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,11 @@ FIELDS: tuple[Field, ...] = (
     Field("keep_server", "--keep-server", (), False),
     Field("retries", "--retries", ("LOADENGINE_RETRIES",), 3),
     Field("on_shard_failure", "--on-shard-failure", ("LOADENGINE_ON_SHARD_FAILURE",), "abort"),
+    Field("password_file", "--password-file", ("LOADENGINE_PASSWORD_FILE",), None),
+    Field("ssl_ca", "--ssl-ca", ("LOADENGINE_SSL_CA",), None),
+    Field("ssl_cert", "--ssl-cert", ("LOADENGINE_SSL_CERT",), None),
+    Field("ssl_key", "--ssl-key", ("LOADENGINE_SSL_KEY",), None),
+    Field("ssl_verify", "--ssl-verify", ("LOADENGINE_SSL_VERIFY",), True),
     Field("audit", "--audit", ("LOADENGINE_AUDIT",), False),
     Field("follow_binlog", "--follow-binlog", ("LOADENGINE_FOLLOW_BINLOG",), False),
 )
@@ -219,7 +224,68 @@ def resolve(
         steps = parse_steps(profile["steps"])
         duration = sum(d for _, d in steps)
         sources["target_cps"] = sources["duration_s"] = f"profile:{profile_name} (steps)"
+    values["dsn"] = _with_credentials(values, sources, env)
     return _finish(values, sources, steps, duration)
+
+
+MAX_WORKERS = 1024
+PASSWORD_ENV = "LOADENGINE_PASSWORD"
+
+
+def _read_password(flag: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise SettingsError(f"{flag} {path!r}: cannot read the password file ({why})") from None
+
+
+def _with_credentials(
+    values: dict[str, Any], sources: dict[str, str], env: Mapping[str, str]
+) -> str | None:
+    """The DSN with the password (file > LOADENGINE_PASSWORD > DSN) and TLS options."""
+    text = values["dsn"]
+    extras = ("password_file", "ssl_ca", "ssl_cert", "ssl_key")
+    if text is None or (
+        not any(values[n] for n in extras)
+        and not env.get(PASSWORD_ENV)
+        and sources["ssl_verify"] == "default"
+    ):
+        return None if text is None else str(text)
+    try:
+        dsn = parse_dsn(str(text))
+    except DsnError as exc:
+        raise SettingsError(str(exc)) from None
+    if values["password_file"]:
+        dsn = replace(
+            dsn,
+            password=_read_password(
+                _flag_for("password_file", sources), str(values["password_file"])
+            ),
+        )
+        sources["password"] = sources["password_file"]
+    elif env.get(PASSWORD_ENV):
+        dsn = replace(dsn, password=env[PASSWORD_ENV])
+        sources["password"] = f"env:{PASSWORD_ENV}"
+    tls: dict[str, str] = {}
+    for name in ("ssl_ca", "ssl_cert", "ssl_key"):
+        path = values[name]
+        if path is None:
+            continue
+        if not Path(str(path)).is_file():
+            raise SettingsError(f"{_flag_for(name, sources)} {path!r}: no such file")
+        tls[name] = str(path)
+    dsn = replace(
+        dsn,
+        ssl_ca=tls.get("ssl_ca", dsn.ssl_ca),
+        ssl_cert=tls.get("ssl_cert", dsn.ssl_cert),
+        ssl_key=tls.get("ssl_key", dsn.ssl_key),
+    )
+    verify = parse_bool(_flag_for("ssl_verify", sources), values["ssl_verify"])
+    if (dsn.ssl_cert is None) != (dsn.ssl_key is None):
+        raise SettingsError("--ssl-cert and --ssl-key: give both or neither")
+    return replace(dsn, ssl_verify=verify and dsn.ssl_verify).to_url()
 
 
 def _flag_for(name: str, sources: Mapping[str, str]) -> str:
@@ -244,7 +310,7 @@ def _finish(
     if workers_raw is None:
         workers_raw = min(default_workers(), min_rate or MAX_WORKERS_DEFAULT)
         sources["workers"] = "default (cpu count within 4..16, at most the target CPS)"
-    workers = _int(fl("workers"), workers_raw, 1, ">= 1")
+    workers = _int(fl("workers"), workers_raw, 1, f"from 1 to {MAX_WORKERS}", MAX_WORKERS)
     if min_rate is not None and workers > min_rate:
         raise SettingsError(
             f"{fl('workers')} {workers}: exceeds the target of {min_rate} CPS; each shard needs "

@@ -31,7 +31,7 @@ CASES: dict[str, Case] = {
     "target-0": Case(["--target-cps", "0"], ["--target-cps '0'", ">= 1, or 'max'"]),
     "target-negative": Case(["--target-cps", "-5"], ["--target-cps '-5'", ">= 1, or 'max'"]),
     "target-abc": Case(["--target-cps", "abc"], ["--target-cps 'abc'", ">= 1, or 'max'"]),
-    "workers-0": Case(["--workers", "0"], ["--workers '0'", ">= 1"]),
+    "workers-0": Case(["--workers", "0"], ["--workers '0'", "from 1 to 1024"]),
     "batch-0": Case(["--batch-size", "0"], ["--batch-size '0'", ">= 1"]),
     "mix-unknown-op": Case(
         ["--mix", "insert_customer=1,truncate=2"],

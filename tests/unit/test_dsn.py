@@ -100,7 +100,7 @@ def test_redact_text(text: str, expected: str) -> None:
         (f"mysql://u:{PASSWORD}@h/a/b", "database name is missing"),
         (f"mysql://u:{PASSWORD}@:3306/db", "host is missing"),
         (f"mysql://:{PASSWORD}@h/db", "user is missing"),
-        (f"mysql://u:{PASSWORD}@h/db?ssl=1", "unknown option 'ssl' (allowed: unix_socket)"),
+        (f"mysql://u:{PASSWORD}@h/db?ssl=1", "unknown option 'ssl' (allowed: unix_socket, ssl_ca"),
     ],
 )
 def test_errors_name_the_problem_and_never_the_password(text: str, reason: str) -> None:
