@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
+from loadengine import stop as stop_module
 from loadengine.dsn import DsnError, parse_dsn
 from loadengine.settings import SettingsError, resolve
+from loadengine.stop import StopFlag
 
 app = typer.Typer(
     add_completion=False,
@@ -29,6 +31,7 @@ Opt = Annotated[str | None, typer.Option()]
 
 @app.command()
 def run(
+    ctx: typer.Context,
     target_cps: Annotated[
         str | None, typer.Option(help="Changes/s, or 'max' (unthrottled)")
     ] = None,
@@ -92,7 +95,7 @@ def run(
     from loadengine.runner import execute  # the driver loads only when a run starts
 
     out = sys.stderr if plan.output == "-" else sys.stdout
-    raise typer.Exit(execute(plan, out))
+    raise typer.Exit(execute(plan, out, ctx.obj))
 
 
 @app.command("audit")
@@ -162,13 +165,21 @@ def schema_status(dsn: Opt = None) -> None:
     _schema("status", dsn)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line and exit 2 for any bad input; no tracebacks for users."""
-    from loadengine.runner import RunError
+def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> None:
+    """One line and exit 2 for any bad input; no tracebacks for users. ``stop`` carries
+    a signal received since start-up (``__main__`` installs the handlers first); only
+    ``run`` keeps them, other commands get Python's defaults back."""
+    from loadengine.runner import EXIT_BY_SIGNAL, RunError
 
+    args = sys.argv[1:] if argv is None else argv
+    stop = stop or StopFlag()
+    if not args or args[0] != "run":
+        stop_module.restore_defaults()
+        if stop.is_set:
+            sys.exit(EXIT_BY_SIGNAL.get(stop.signum or 2, 130))
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="loadengine", standalone_mode=False)
+        code = command.main(args=args, prog_name="loadengine", standalone_mode=False, obj=stop)
     except (SettingsError, DsnError) as exc:
         _die(str(exc), 2)
     except RunError as exc:

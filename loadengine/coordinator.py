@@ -25,6 +25,7 @@ from loadengine.plan import Resume, RunPlan, ShardPlan
 from loadengine.report import live_line
 from loadengine.resources import ResourceSample
 from loadengine.schedule import NS_PER_S
+from loadengine.stop import StopFlag
 
 START_LEAD_NS = 300_000_000  # common start this far after release, so every shard is waiting
 READY_TIMEOUT_S = 120.0
@@ -69,20 +70,6 @@ class NoWatch:
 
     def server_changes(self, second: int) -> int | None:
         return None
-
-
-class StopFlag:
-    """Set from a signal handler; read by the coordinator loop."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def set(self, signum: int) -> None:
-        self.signum = self.signum or signum
-
-    @property
-    def is_set(self) -> bool:
-        return self.signum is not None
 
 
 @dataclass(slots=True)

@@ -37,11 +37,12 @@ from loadengine import (
 from loadengine.aggregate import Bucket
 from loadengine.backend_local import LocalBackend
 from loadengine.clock import SystemClock
-from loadengine.coordinator import Coordinator, Outcome, StopFlag
+from loadengine.coordinator import Coordinator, Outcome
 from loadengine.dsn import Dsn, parse_dsn
 from loadengine.messages import ShardDelta
 from loadengine.plan import Resume, RunPlan, ShardPlan, shard_plans
 from loadengine.resources import Sampler, find_local_server_pid
+from loadengine.stop import StopFlag
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_AUDIT = 0, 1, 2, 3, 4
 EXIT_BY_SIGNAL: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
@@ -273,10 +274,12 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
         shutil.rmtree(journal_dir, ignore_errors=True)
 
 
-def execute(plan: RunPlan, out: TextIO) -> int:
+def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
     """Run the plan; always try to leave a results file. Returns the exit code."""
     now = dt.datetime.now(dt.UTC)
-    ctx = RunContext(plan, secrets.token_hex(4), now.isoformat(timespec="seconds"), StopFlag())
+    ctx = RunContext(
+        plan, secrets.token_hex(4), now.isoformat(timespec="seconds"), stop or StopFlag()
+    )
     output = plan.output or default_output(now)
     try:
         results.check_writable(output)
@@ -302,6 +305,7 @@ def execute(plan: RunPlan, out: TextIO) -> int:
 def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
     dsn: Dsn | None = None
     try:
+        _check_stop(ctx)
         dsn = _server_dsn(ctx, say)
         _check_stop(ctx)
         plans = _prepare(ctx, dsn, say)

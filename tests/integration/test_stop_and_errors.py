@@ -161,3 +161,119 @@ def test_unwritable_output_detected_before_run(dsn: Dsn, tmp_path: Path) -> None
     proc = run_cli("run", "--dsn", dsn.to_url(), "--output", str(tmp_path / "nope" / "r.json"))
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("phase", "delay_s", "signum"),
+    [
+        ("python start-up", 0.25, signal.SIGINT),
+        ("settings and connection", 0.6, signal.SIGTERM),
+    ],
+)
+def test_signal_during_start_up_still_writes_results(
+    dsn: Dsn, tmp_path: Path, phase: str, delay_s: float, signum: int
+) -> None:
+    out = tmp_path / "r.json"
+    proc = _start(
+        [
+            "run",
+            "--dsn",
+            dsn.to_url(),
+            "--target-cps",
+            "100",
+            "--duration",
+            "5",
+            "--output",
+            str(out),
+        ]
+    )
+    time.sleep(delay_s)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], phase
+    assert "Traceback" not in stdout + stderr
+    doc = load_results(out)
+    assert doc["status"] == "interrupted"
+    assert doc["summary"]["changes"] == 0 or doc["summary"]["changes"] < 500
+
+
+def test_signal_while_the_embedded_server_starts_leaves_results_and_no_server(
+    tmp_path: Path,
+) -> None:
+    import psutil
+
+    before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "mariadbd"}
+    out = tmp_path / "r.json"
+    proc = _start(["run", "--target-cps", "100", "--duration", "5", "--output", str(out)])
+    time.sleep(1.0)  # installing and starting the private server
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stdout + stderr
+    assert load_results(out)["status"] == "interrupted"
+    time.sleep(0.5)
+    after = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "mariadbd"}
+    assert after <= before  # the private server did not outlive the run
+
+
+def test_signal_during_the_final_flush_keeps_books_exact(dsn: Dsn, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = _start(
+        [
+            "run",
+            "--dsn",
+            dsn.to_url(),
+            "--target-cps",
+            "500",
+            "--duration",
+            "2",
+            "--workers",
+            "2",
+            "--audit",
+            "--output",
+            str(out),
+        ]
+    )
+    _wait_for_line(proc, "[   2s]")
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    doc = load_results(out)
+    assert doc["status"] == "interrupted"
+    assert doc["summary"]["changes"] == 1000
+    assert doc["audit"]["binlog_changes"] == 1000 and doc["audit"]["clean"]
+
+
+def test_results_directory_gone_at_the_end_summary_goes_to_stderr(dsn: Dsn, tmp_path: Path) -> None:
+    import shutil
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    proc = _start(
+        [
+            "run",
+            "--dsn",
+            dsn.to_url(),
+            "--target-cps",
+            "200",
+            "--duration",
+            "2",
+            "--workers",
+            "1",
+            "--output",
+            str(sub / "r.json"),
+        ]
+    )
+    _wait_for_line(proc, "[   1s]")
+    shutil.rmtree(sub)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "cannot write results" in stderr
+    doc = orjson_loads_tail(stderr)
+    assert doc["status"] == "completed" and doc["summary"]["changes"] == 400
+
+
+def orjson_loads_tail(stderr: str) -> dict:
+    import orjson
+
+    start = stderr.index("{")
+    return orjson.loads(stderr[start:])
