@@ -25,6 +25,7 @@ SAFE_DSN = "mysql://nobody@127.0.0.1:1/none"
 class Case(NamedTuple):
     args: list[str]
     fragments: list[str]
+    env: dict[str, str] = {}  # noqa: RUF012 - read-only table data
 
 
 CASES: dict[str, Case] = {
@@ -60,6 +61,75 @@ CASES: dict[str, Case] = {
         ["--target-cps", "3", "--workers", "4"], ["--workers 4", "exceeds the target of 3 CPS"]
     ),
     "unknown-flag": Case(["--frobnicate", "1"], ["No such option: --frobnicate"]),
+    # more flags
+    "target-nan": Case(["--target-cps", "nan"], ["--target-cps 'nan'", ">= 1, or 'max'"]),
+    "target-float": Case(["--target-cps", "1.5"], ["--target-cps '1.5'", "integer"]),
+    "batch-max": Case(["--batch-size", "max"], ["--batch-size 'max'", ">= 1"]),
+    "warmup-negative": Case(["--warmup", "-1"], ["--warmup '-1'", ">= 0"]),
+    "workers-huge": Case(["--workers", "100000"], ["--workers '100000'", "from 1 to 1024"]),
+    "log-interval-0": Case(["--log-interval", "0"], ["--log-interval '0'", ">= 0.1"]),
+    "log-interval-nan": Case(["--log-interval", "nan"], ["--log-interval 'nan'", ">= 0.1"]),
+    "seed-negative": Case(["--seed", "-1"], ["--seed '-1'", ">= 0"]),
+    "overload-unknown": Case(
+        ["--on-overload", "explode"], ["--on-overload 'explode'", "catch-up, drop, abort"]
+    ),
+    "shard-failure-unknown": Case(
+        ["--on-shard-failure", "maybe"], ["--on-shard-failure 'maybe'", "abort, restart"]
+    ),
+    "retries-negative": Case(["--retries", "-1"], ["--retries '-1'", "from 0 to 100"]),
+    "mix-negative-weight": Case(
+        ["--mix", "insert_customer=-1,update_order=2"], ["--mix insert_customer '-1'", ">= 0"]
+    ),
+    "mix-weight-text": Case(["--mix", "insert_customer=lots"], ["insert_customer 'lots'"]),
+    "ssl-verify-word": Case(
+        ["--ssl-verify", "perhaps"], ["--ssl-verify 'perhaps'", "true or false"]
+    ),
+    "ssl-ca-missing": Case(["--ssl-ca", "/nonexistent/ca.pem"], ["--ssl-ca", "no such file"]),
+    "password-file-missing": Case(
+        ["--password-file", "/nonexistent/pw"], ["--password-file '/nonexistent/pw'", "cannot read"]
+    ),
+    "output-dir-missing": Case(
+        ["--output", "/nonexistent/dir/r.json"],
+        ["--output '/nonexistent/dir/r.json'", "does not exist"],
+    ),
+    # environment variables
+    "env-target-negative": Case([], ["TARGET_CPS '-3'", ">= 1, or 'max'"], {"TARGET_CPS": "-3"}),
+    "env-workers-0": Case([], ["CONCURRENCY '0'", "from 1 to 1024"], {"CONCURRENCY": "0"}),
+    "env-duration-text": Case([], ["DURATION_SECONDS 'abc'", ">= 1"], {"DURATION_SECONDS": "abc"}),
+    "env-audit-word": Case(
+        [], ["LOADENGINE_AUDIT 'maybe'", "true or false"], {"LOADENGINE_AUDIT": "maybe"}
+    ),
+    "env-mysql-port": Case(
+        [], ["MYSQL_PORT '99999'", "1 to 65535"], {"MYSQL_HOST": "db", "MYSQL_PORT": "99999"}
+    ),
+    "env-dsn-port-0": Case(
+        [],
+        ["invalid DSN 'mysql://u:***@h:0/db'", "port must be"],
+        {"LOADENGINE_DSN": f"mysql://u:{PASSWORD}@h:0/db"},
+    ),
+    # profile files
+    "profile-wrong-type": Case(
+        ["--profile", "{tmp}/wrongtype.toml"], ["profile key target_cps 'fast'", ">= 1, or 'max'"]
+    ),
+    "profile-bool-duration": Case(
+        ["--profile", "{tmp}/booldur.toml"], ["profile key duration True", ">= 1"]
+    ),
+    "profile-not-toml": Case(["--profile", "{tmp}/broken.toml"], ["not valid TOML"]),
+    "profile-not-utf8": Case(["--profile", "{tmp}/binary.toml"], ["not valid TOML"]),
+    "profile-bad-steps": Case(
+        ["--profile", "{tmp}/badsteps.toml"], ["steps[0]", "target_cps and duration"]
+    ),
+    # DSNs
+    "dsn-no-user": Case(["--dsn", "mysql://@db/shop"], ["user is missing"]),
+    "dsn-no-database": Case(
+        ["--dsn", f"mysql://u:{PASSWORD}@db:3306/"], ["database name is missing"]
+    ),
+    "dsn-port-text": Case(
+        ["--dsn", f"mysql://u:{PASSWORD}@db:abc/shop"], ["port must be a number"]
+    ),
+    "dsn-unknown-option": Case(
+        ["--dsn", f"mysql://u:{PASSWORD}@db/shop?sslmode=require"], ["unknown option 'sslmode'"]
+    ),
 }
 
 
@@ -73,21 +143,29 @@ class Result(NamedTuple):
 def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Result]]:
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "bad.toml").write_text('target_cps = 10\ncolour = "red"\n')
+    (tmp / "wrongtype.toml").write_text('target_cps = "fast"\n')
+    (tmp / "booldur.toml").write_text("duration = true\n")
+    (tmp / "broken.toml").write_text("target_cps = = 3\n")
+    (tmp / "binary.toml").write_bytes(b"\xff\xfe\x00target")
+    (tmp / "badsteps.toml").write_text("steps = [{target_cps = 10}]\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
     procs: dict[str, subprocess.Popen[str]] = {}
     try:
         for name, case in CASES.items():
             args = [a.replace("{tmp}", str(tmp)) for a in case.args]
-            if "--dsn" not in args:
+            if "--dsn" not in args and not case.env:
                 args += ["--dsn", SAFE_DSN]
-            args += ["--duration", "1", "--output", str(tmp / f"{name}.json")]
+            if "--profile" not in args and "DURATION_SECONDS" not in case.env:
+                args += ["--duration", "1"]
+            if "--output" not in args:
+                args += ["--output", str(tmp / f"{name}.json")]
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "loadengine", "run", *args],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
                 cwd=ROOT,
-                env=env,
+                env={**env, **case.env},
             )
         out = {}
         for name, proc in procs.items():
@@ -99,6 +177,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Resu
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_the_table_covers_at_least_30_inputs() -> None:
+    assert len(CASES) >= 30
 
 
 @pytest.mark.parametrize("name", list(CASES))
