@@ -38,6 +38,7 @@ ERROR_CLASSES = {
     2003: "connection_refused",
     2002: "connection_refused",
     2005: "unknown_host",
+    2026: "tls_error",
 }
 RETRYABLE_CLASSES = frozenset({"deadlock", "lock_wait_timeout"})
 # The C extension sometimes raises its own MySQLInterfaceError unwrapped (seen when the

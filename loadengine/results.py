@@ -282,12 +282,19 @@ def plan_document(plan: RunPlan) -> dict[str, Any]:
         "dsn": None if plan.dsn is None else redact_text(plan.dsn),
         "output": plan.output,
         "keep_server": plan.keep_server,
+        "password_file": _source_only(sources, "password_file"),
+        "password": _source_only(sources, "password"),
         "retries": plan.retries,
         "on_shard_failure": plan.on_shard_failure,
         "audit": plan.audit,
         "follow_binlog": plan.follow_binlog,
     }
     return {k: {"value": v, "source": sources.get(k, "default")} for k, v in values.items()}
+
+
+def _source_only(sources: dict[str, str], name: str) -> str | None:
+    """Where a secret came from, never the secret (the DSN carries TLS file paths)."""
+    return "(set)" if name in sources and sources[name] != "default" else None
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
