@@ -164,6 +164,6 @@ def test_a_server_certificate_from_another_ca_is_refused_in_one_line(
         shutil.rmtree(other, ignore_errors=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert PASSWORD not in proc.stdout + proc.stderr
-    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("error")]
+    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "tls_error" in errors[0], errors
     assert "certificate verify failed" in errors[0]
