@@ -78,13 +78,17 @@ def main() -> None:
             *shape,
         )
         report(soak, max_cps, target, a.minutes, shape)
+        for r in soak["resources"][:: max(1, len(soak["resources"]) // 12)]:
+            print(f"  t={r['t_s']:.0f}s coordinator {r['coordinator_rss_bytes'] / 2**20:.1f} MiB"
+                  f" shards {r['shards_rss_bytes'] / 2**20:.1f} MiB")
     finally:
         server.stop()
         server.remove()
 
 
 def report(doc: dict, max_cps: float, target: int, minutes: int, shape: list[str]) -> None:
-    samples = [s for s in doc["resources"] if s["t_s"] >= WARMUP_S]
+    warmup_s = min(WARMUP_S, minutes * 15)  # a quarter of a short trial run
+    samples = [s for s in doc["resources"] if s["t_s"] >= warmup_s]
     rss_start, rss_end = rss_mib(samples[0]), rss_mib(samples[-1])
     rss_max = max(rss_mib(s) for s in samples)
     growth = 100 * (rss_end - rss_start) / rss_start
@@ -108,7 +112,7 @@ def report(doc: dict, max_cps: float, target: int, minutes: int, shape: list[str
     )
     print(f"- errors per minute: min {min(errors):.0f}, max {max(errors):.0f}")
     print(
-        f"- engine RSS after {WARMUP_S}s warm-up {rss_start:.1f} MiB, at the end "
+        f"- engine RSS after {warmup_s}s warm-up {rss_start:.1f} MiB, at the end "
         f"{rss_end:.1f} MiB (growth {growth:+.2f} %, max {rss_max:.1f} MiB): "
         f"{'flat' if growth < 5 else 'GROWING'}"
     )

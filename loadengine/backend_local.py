@@ -46,7 +46,7 @@ def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> Non
     from loadengine.journal import Journal, path_for
     from loadengine.shard import ShardLoop, seed_keys
 
-    session = Session(parse_dsn(plan.dsn))
+    session = Session(parse_dsn(plan.dsn), plan.protocol)
     journal = None
     if plan.journal_dir is not None:
         journal = Journal(path_for(plan.journal_dir, plan.index, plan.generation))

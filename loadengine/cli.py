@@ -51,6 +51,9 @@ def run(
         str | None, typer.Option(help="Retries per transaction (deadlock, lock wait, lost link)")
     ] = None,
     on_shard_failure: Annotated[str | None, typer.Option(help="abort | restart")] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="text (default) | prepared statements")
+    ] = None,
     password_file: Annotated[
         str | None, typer.Option(help="Read the DB password from this file")
     ] = None,
@@ -83,6 +86,7 @@ def run(
         "keep_server": True if keep_server else None,
         "retries": retries,
         "on_shard_failure": on_shard_failure,
+        "protocol": protocol,
         "password_file": password_file,
         "ssl_ca": ssl_ca,
         "ssl_cert": ssl_cert,

@@ -149,13 +149,33 @@ def execute(conn: Any, sql: str) -> int:
         cur.close()
 
 
-class Session:
-    """One connection with a cache of server-side prepared statements, one per SQL shape."""
+PROTOCOLS = ("text", "prepared")
 
-    def __init__(self, dsn: Dsn) -> None:
+
+def text_sql(sql: str) -> str:
+    """``?`` placeholders as the text protocol's ``%s``. The connector substitutes
+    ``%s`` only (it does not %-format), so a literal ``%`` (``quantity % 100``) stays."""
+    return sql.replace("?", "%s")
+
+
+class Session:
+    """One connection and its statements, executed by one of two protocols:
+
+    - ``text`` (default): the C extension escapes the parameters into the SQL text; one
+      round trip per statement.
+    - ``prepared``: server-side prepared statements, one cached cursor per SQL shape.
+      mysql-connector-python 26.10's C extension leaks about 8 bytes per parameter on
+      every prepared execute (measured: RSS +560 KiB per 6,000 executes of an 11-parameter
+      UPDATE; none with the text protocol or the pure-Python driver) and sends a
+      COM_STMT_RESET round trip before each execute, so a long run grows without bound.
+    """
+
+    def __init__(self, dsn: Dsn, protocol: str = "text") -> None:
         self._dsn = dsn
         self._conn = connect(dsn)
+        self._prepared = protocol == "prepared"
         self._cursors: dict[str, Any] = {}
+        self._text: dict[str, str] = {}
 
     def run_transaction(self, stmts: Iterable[Statement]) -> list[int]:
         """Execute ``stmts`` and commit; return rows changed per statement.
@@ -190,6 +210,15 @@ class Session:
         return found == probe.expect
 
     def _execute(self, stmt: Statement) -> int:
+        if not self._prepared:
+            sql = self._text.get(stmt.sql)
+            if sql is None:
+                sql = self._text[stmt.sql] = text_sql(stmt.sql)
+            cur = self._cursors.get("")
+            if cur is None:
+                cur = self._cursors[""] = self._conn.cursor()
+            cur.execute(sql, stmt.params)
+            return int(cur.rowcount)
         cur = self._cursors.get(stmt.sql)
         if cur is None:
             cur = self._conn.cursor(prepared=True)

@@ -44,6 +44,7 @@ class RunPlan:
     output: str | None
     keep_server: bool
     sources: tuple[tuple[str, str], ...] = ()
+    protocol: str = "text"  # "text" or "prepared" (see database.Session)
     retries: int = 3  # per transaction, for deadlock / lock wait / lost connection
     on_shard_failure: str = "abort"  # or "restart"
     audit: bool = False  # read the run's binary-log window afterwards and compare
@@ -131,6 +132,7 @@ class ShardPlan:
     keys: KeySpace
     dsn: str
     retries: int = 3
+    protocol: str = "text"
     journal_dir: str | None = None
     generation: int = 0  # 0 for the first process of a shard, +1 per restart
     resume: Resume | None = None
@@ -195,6 +197,7 @@ def shard_plans(
                 keys=keys,
                 dsn=dsn,
                 retries=plan.retries,
+                protocol=plan.protocol,
             )
         )
     return out

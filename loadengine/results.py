@@ -284,6 +284,7 @@ def plan_document(plan: RunPlan) -> dict[str, Any]:
         "keep_server": plan.keep_server,
         "password_file": _source_only(sources, "password_file"),
         "password": _source_only(sources, "password"),
+        "protocol": plan.protocol,
         "retries": plan.retries,
         "on_shard_failure": plan.on_shard_failure,
         "audit": plan.audit,

@@ -57,6 +57,7 @@ FIELDS: tuple[Field, ...] = (
     Field("dsn", "--dsn", ("LOADENGINE_DSN",), None),
     Field("output", "--output", ("LOADENGINE_OUTPUT",), None),
     Field("keep_server", "--keep-server", (), False),
+    Field("protocol", "--protocol", ("LOADENGINE_PROTOCOL",), "text"),
     Field("retries", "--retries", ("LOADENGINE_RETRIES",), 3),
     Field("on_shard_failure", "--on-shard-failure", ("LOADENGINE_ON_SHARD_FAILURE",), "abort"),
     Field("password_file", "--password-file", ("LOADENGINE_PASSWORD_FILE",), None),
@@ -321,6 +322,9 @@ def _finish(
         raise SettingsError(
             f"{fl('on_overload')} {on_overload!r}: allowed: {', '.join(OVERLOAD_POLICIES)}"
         )
+    protocol = str(values["protocol"])
+    if protocol not in ("text", "prepared"):
+        raise SettingsError(f"{fl('protocol')} {protocol!r}: allowed: text, prepared")
     on_shard_failure = str(values["on_shard_failure"])
     if on_shard_failure not in SHARD_FAILURE_POLICIES:
         raise SettingsError(
@@ -348,6 +352,7 @@ def _finish(
         keep_server=bool(values["keep_server"]),
         retries=_int(fl("retries"), values["retries"], 0, "from 0 to 100", maximum=100),
         on_shard_failure=on_shard_failure,
+        protocol=protocol,
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
         sources=tuple(sorted(sources.items())),

@@ -42,6 +42,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         "audit": "default",
         "follow_binlog": "default",
         "retries": "default",
+        "protocol": "default",
         "on_shard_failure": "default",
         "password_file": "default",
         "ssl_ca": "default",
