@@ -7,10 +7,13 @@ second is kept and the per-second backlog is their sum.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from loadengine import histogram
 from loadengine.messages import ChangeCounts, ShardDelta
+
+FREEZE_AFTER_S = 5  # a second this far behind the newest is final: pack its histograms
 
 
 def add_changes(into: ChangeCounts, more: ChangeCounts) -> None:
@@ -41,9 +44,14 @@ class Bucket:
     missed_changes: int = 0
     reconnects: int = 0
     backlog_by_shard: dict[int, int] = field(default_factory=dict)
-    latency_us: dict[int, int] = field(default_factory=dict)
-    service_us: dict[int, int] = field(default_factory=dict)
+    latency_us: Mapping[int, int] = field(default_factory=dict)
+    service_us: Mapping[int, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
+
+    def freeze(self) -> None:
+        """Keep the histograms packed (a long run keeps one bucket per second)."""
+        self.latency_us = histogram.Packed(self.latency_us)
+        self.service_us = histogram.Packed(self.service_us)
 
     def add(self, d: ShardDelta) -> None:
         add_changes(self.changes, d.changes)
@@ -55,9 +63,8 @@ class Bucket:
         self.missed_changes += d.missed_changes
         self.reconnects += d.reconnects
         self.backlog_by_shard[d.shard] = d.backlog_changes
-        for dst, src in ((self.latency_us, d.latency_us), (self.service_us, d.service_us)):
-            for b, c in src.items():
-                dst[b] = dst.get(b, 0) + c
+        self.latency_us = _added(self.latency_us, d.latency_us)
+        self.service_us = _added(self.service_us, d.service_us)
 
     @property
     def change_count(self) -> int:
@@ -72,6 +79,13 @@ class Bucket:
         return sum(self.backlog_by_shard.values())
 
 
+def _added(into: Mapping[int, int], more: dict[int, int]) -> dict[int, int]:
+    dst = into if isinstance(into, dict) else dict(into.items())  # a late delta thaws it
+    for b, c in more.items():
+        dst[b] = dst.get(b, 0) + c
+    return dst
+
+
 @dataclass(slots=True)
 class Aggregate:
     """Per-second buckets, per-shard totals and the run total."""
@@ -80,10 +94,17 @@ class Aggregate:
     shards: dict[int, Bucket] = field(default_factory=dict)
     total: Bucket = field(default_factory=Bucket)
 
+    newest: int = -1
+
     def add(self, d: ShardDelta) -> None:
         self.seconds.setdefault(d.second, Bucket()).add(d)
         self.shards.setdefault(d.shard, Bucket()).add(d)
         self.total.add(d)
+        while self.newest < d.second:
+            self.newest += 1
+            old = self.seconds.get(self.newest - FREEZE_AFTER_S)
+            if old is not None:
+                old.freeze()
 
     def changes_between(self, first_s: int, end_s: int) -> int:
         """Committed changes reported for seconds ``first_s <= s < end_s``."""

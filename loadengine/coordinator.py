@@ -108,7 +108,8 @@ class Coordinator:
         self.recover = recover
         self._current = {p.index: p for p in shard_plans}  # the live process's plan
         self._dead: set[int] = set()
-        self.out = Outcome(ledger=LedgerBook({p.index: p for p in shard_plans}))
+        spool = shard_plans[0].journal_dir if shard_plans else None
+        self.out = Outcome(ledger=LedgerBook({p.index: p for p in shard_plans}, spool))
         self._start_ns = 0
         self._next_tick = 1
         self._printed_upto_s = 0

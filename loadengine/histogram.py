@@ -10,7 +10,9 @@ process boundaries cheaply; percentiles are computed once, at the end.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
 
 BUCKETS_PER_OCTAVE = 32
 
@@ -40,6 +42,30 @@ def merge(hists: Iterable[Mapping[int, int]]) -> dict[int, int]:
         for b, c in h.items():
             out[b] = out.get(b, 0) + c
     return out
+
+
+class Packed(Mapping[int, int]):
+    """A read-only histogram in two arrays (~12 bytes per bucket instead of ~100 for a
+    dict entry): what a finished second's histogram is kept as during a long run."""
+
+    __slots__ = ("_buckets", "_counts")
+
+    def __init__(self, hist: Mapping[int, int]) -> None:
+        keys = sorted(hist)
+        self._buckets = array("i", keys)
+        self._counts = array("q", (hist[k] for k in keys))
+
+    def __getitem__(self, bucket: int) -> int:
+        i = bisect_left(self._buckets, bucket)
+        if i < len(self._buckets) and self._buckets[i] == bucket:
+            return int(self._counts[i])
+        raise KeyError(bucket)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._buckets)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 def total(hist: Mapping[int, int]) -> int:

@@ -13,6 +13,7 @@ zlib-compressed, base64): a 60 s run at 100K CPS stays in the low megabytes.
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import zlib
 from array import array
@@ -67,11 +68,17 @@ class TableLedger:
 
 @dataclass(slots=True)
 class LedgerBook:
-    """Coordinator side: gathers committed keys from ``ShardDelta``s as they arrive."""
+    """Coordinator side: gathers committed keys from ``ShardDelta``s as they arrive.
+
+    With ``spool_dir`` the update keys go to one append-only file per shard and table
+    instead of memory, so a long run's coordinator does not grow with them.
+    """
 
     plans: dict[int, ShardPlan]
+    spool_dir: str | None = None
     inserted: dict[tuple[int, str], int] = field(default_factory=dict)
     updated: dict[tuple[int, str], list[bytes]] = field(default_factory=dict)
+    update_counts: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def add(self, d: ShardDelta) -> None:
         for table, kinds in d.changes.items():
@@ -79,7 +86,25 @@ class LedgerBook:
                 key = (d.shard, table)
                 self.inserted[key] = self.inserted.get(key, 0) + kinds["insert"]
         for table, raw in d.updated_keys.items():
-            self.updated.setdefault((d.shard, table), []).append(raw)
+            key = (d.shard, table)
+            self.update_counts[key] = self.update_counts.get(key, 0) + len(raw) // 4
+            if self.spool_dir is None:
+                self.updated.setdefault(key, []).append(raw)
+            else:
+                with open(self._spool(key), "ab") as fh:
+                    fh.write(raw)
+
+    def _spool(self, key: tuple[int, str]) -> str:
+        return os.path.join(self.spool_dir or "", f"ledger-{key[0]}-{key[1]}.u32")
+
+    def _chunks(self, key: tuple[int, str]) -> list[bytes]:
+        if self.spool_dir is None:
+            return self.updated.get(key, [])
+        try:
+            with open(self._spool(key), "rb") as fh:
+                return [fh.read()]
+        except FileNotFoundError:
+            return []
 
     def tables(self) -> Iterator[tuple[str, TableLedger]]:
         for index in sorted(self.plans):
@@ -89,7 +114,7 @@ class LedgerBook:
                 ("orders", keys.order_first, keys.seeded_orders),
             ):
                 inserted = self.inserted.get((index, table), 0)
-                counts = _counts(self.updated.get((index, table), []), seeded + inserted)
+                counts = _counts(self._chunks((index, table)), seeded + inserted)
                 yield table, TableLedger(index, first, keys.stride, seeded, inserted, counts)
 
 

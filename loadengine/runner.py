@@ -72,6 +72,7 @@ class RunContext:
     embedded_server: embedded.EmbeddedServer | None = None
     watch: RunWatch | None = None
     observed: results.Observed = field(default_factory=results.Observed)
+    work_dir: str | None = None
 
 
 class RunWatch:
@@ -234,8 +235,8 @@ def _recoverer(ctx: RunContext, dsn: Dsn) -> Any:
         out = ctx.outcome
         reported = out.aggregate.shards.get(plan.index, Bucket())
         updates = {
-            table: sum(len(raw) // 4 for raw in chunks)
-            for (shard, table), chunks in out.ledger.updated.items()
+            table: n
+            for (shard, table), n in out.ledger.update_counts.items()
             if shard == plan.index
         }
         return recovery.recover(plan, second, reported, updates, dsn)
@@ -245,8 +246,8 @@ def _recoverer(ctx: RunContext, dsn: Dsn) -> Any:
 
 def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str], None]) -> None:
     backend = LocalBackend()
-    journal_dir = tempfile.mkdtemp(prefix="loadengine-journal-")
-    plans = [dataclasses.replace(p, journal_dir=journal_dir) for p in plans]
+    ctx.work_dir = tempfile.mkdtemp(prefix="loadengine-run-")  # journals, ledger spool
+    plans = [dataclasses.replace(p, journal_dir=ctx.work_dir) for p in plans]
     sampler = Sampler(ctx.server.get("pid"))
 
     def sample(t_s: float, pids: dict[int, int]) -> Any:
@@ -271,7 +272,6 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
         coord.run()
     finally:
         backend.close(5.0)
-        shutil.rmtree(journal_dir, ignore_errors=True)
 
 
 def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
@@ -299,6 +299,8 @@ def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
     finally:  # even on an unexpected error, never leave a private server behind
         if ctx.embedded_server is not None:
             _stop_embedded(ctx, say)
+        if ctx.work_dir is not None:
+            shutil.rmtree(ctx.work_dir, ignore_errors=True)
     return code if written else max(code, EXIT_FAILED)
 
 
