@@ -7,7 +7,7 @@ second is kept and the per-second backlog is their sum.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from loadengine import histogram
@@ -44,14 +44,11 @@ class Bucket:
     missed_changes: int = 0
     reconnects: int = 0
     backlog_by_shard: dict[int, int] = field(default_factory=dict)
-    latency_us: Mapping[int, int] = field(default_factory=dict)
-    service_us: Mapping[int, int] = field(default_factory=dict)
+    latency_us: dict[int, int] = field(default_factory=dict)
+    service_us: dict[int, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
-
-    def freeze(self) -> None:
-        """Keep the histograms packed (a long run keeps one bucket per second)."""
-        self.latency_us = histogram.Packed(self.latency_us)
-        self.service_us = histogram.Packed(self.service_us)
+    # once final: (latency p50, latency p99, service p99) in ms; histograms folded away
+    quantiles_ms: tuple[float | None, float | None, float | None] | None = None
 
     def add(self, d: ShardDelta) -> None:
         add_changes(self.changes, d.changes)
@@ -63,8 +60,18 @@ class Bucket:
         self.missed_changes += d.missed_changes
         self.reconnects += d.reconnects
         self.backlog_by_shard[d.shard] = d.backlog_changes
-        self.latency_us = _added(self.latency_us, d.latency_us)
-        self.service_us = _added(self.service_us, d.service_us)
+        for dst, src in ((self.latency_us, d.latency_us), (self.service_us, d.service_us)):
+            for b, c in src.items():
+                dst[b] = dst.get(b, 0) + c
+
+    def quantiles(self) -> tuple[float | None, float | None, float | None]:
+        if self.quantiles_ms is not None:
+            return self.quantiles_ms
+        return (
+            histogram.percentile_ms(self.latency_us, 50),
+            histogram.percentile_ms(self.latency_us, 99),
+            histogram.percentile_ms(self.service_us, 99),
+        )
 
     @property
     def change_count(self) -> int:
@@ -79,38 +86,73 @@ class Bucket:
         return sum(self.backlog_by_shard.values())
 
 
-def _added(into: Mapping[int, int], more: dict[int, int]) -> dict[int, int]:
-    dst = into if isinstance(into, dict) else dict(into.items())  # a late delta thaws it
-    for b, c in more.items():
-        dst[b] = dst.get(b, 0) + c
-    return dst
-
-
 @dataclass(slots=True)
 class Aggregate:
-    """Per-second buckets, per-shard totals and the run total."""
+    """Per-second buckets, per-shard totals and the run total.
+
+    A long run keeps one bucket per second, so a second that is final (``FREEZE_AFTER_S``
+    behind the newest) keeps only its percentiles, and its histograms are folded into
+    its *window*: the windows start at ``boundaries`` (end of warmup, each ramp step),
+    the only ranges ``latency_between`` is asked about.
+    """
 
     seconds: dict[int, Bucket] = field(default_factory=dict)
     shards: dict[int, Bucket] = field(default_factory=dict)
     total: Bucket = field(default_factory=Bucket)
-
+    boundaries: tuple[int, ...] = ()
     newest: int = -1
+    folded: dict[int, tuple[dict[int, int], dict[int, int]]] = field(default_factory=dict)
 
     def add(self, d: ShardDelta) -> None:
-        self.seconds.setdefault(d.second, Bucket()).add(d)
+        bucket = self.seconds.setdefault(d.second, Bucket())
+        bucket.add(d)
+        if bucket.quantiles_ms is not None:  # a late delta for a final second
+            self._fold(d.second, bucket)
         self.shards.setdefault(d.shard, Bucket()).add(d)
         self.total.add(d)
         while self.newest < d.second:
             self.newest += 1
             old = self.seconds.get(self.newest - FREEZE_AFTER_S)
-            if old is not None:
-                old.freeze()
+            if old is not None and old.quantiles_ms is None:
+                old.quantiles_ms = old.quantiles()
+                self._fold(self.newest - FREEZE_AFTER_S, old)
+
+    def _window(self, second: int) -> int:
+        return bisect_right(self.boundaries, second)
+
+    def _fold(self, second: int, bucket: Bucket) -> None:
+        lat, svc = self.folded.setdefault(self._window(second), ({}, {}))
+        for dst, src in ((lat, bucket.latency_us), (svc, bucket.service_us)):
+            for b, c in src.items():
+                dst[b] = dst.get(b, 0) + c
+        bucket.latency_us, bucket.service_us = {}, {}
+
+    def _windows_within(self, first_s: int, end_s: int) -> list[int]:
+        edges = (0, *self.boundaries, self.newest + 1)  # no second beyond the newest
+        inside = []
+        for w in self.folded:
+            lo, hi = edges[w], max(edges[w], edges[w + 1])
+            if first_s <= lo and hi <= end_s:
+                inside.append(w)
+            elif lo < end_s and first_s < hi:
+                raise ValueError(f"window [{first_s}, {end_s}) splits folded window {w}")
+        return inside
 
     def changes_between(self, first_s: int, end_s: int) -> int:
         """Committed changes reported for seconds ``first_s <= s < end_s``."""
         return sum(b.change_count for s, b in self.seconds.items() if first_s <= s < end_s)
 
     def latency_between(self, first_s: int, end_s: int) -> dict[int, int]:
-        return histogram.merge(
-            b.latency_us for s, b in self.seconds.items() if first_s <= s < end_s
+        return self._between(first_s, end_s, 0)
+
+    def service_between(self, first_s: int, end_s: int) -> dict[int, int]:
+        return self._between(first_s, end_s, 1)
+
+    def _between(self, first_s: int, end_s: int, which: int) -> dict[int, int]:
+        live = (
+            (b.latency_us, b.service_us)[which]
+            for s, b in self.seconds.items()
+            if first_s <= s < end_s
         )
+        folded = (self.folded[w][which] for w in self._windows_within(first_s, end_s))
+        return histogram.merge([*live, *folded])

@@ -21,7 +21,7 @@ from loadengine.messages import (
     ShardMessage,
     ShardReady,
 )
-from loadengine.plan import Resume, RunPlan, ShardPlan
+from loadengine.plan import Resume, RunPlan, ShardPlan, window_boundaries
 from loadengine.report import live_line
 from loadengine.resources import ResourceSample
 from loadengine.schedule import NS_PER_S
@@ -109,7 +109,10 @@ class Coordinator:
         self._current = {p.index: p for p in shard_plans}  # the live process's plan
         self._dead: set[int] = set()
         spool = shard_plans[0].journal_dir if shard_plans else None
-        self.out = Outcome(ledger=LedgerBook({p.index: p for p in shard_plans}, spool))
+        self.out = Outcome(
+            ledger=LedgerBook({p.index: p for p in shard_plans}, spool),
+            aggregate=Aggregate(boundaries=window_boundaries(plan)),
+        )
         self._start_ns = 0
         self._next_tick = 1
         self._printed_upto_s = 0

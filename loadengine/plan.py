@@ -138,6 +138,15 @@ class ShardPlan:
     resume: Resume | None = None
 
 
+def window_boundaries(plan: RunPlan) -> tuple[int, ...]:
+    """Seconds where a reported window starts: end of warmup, then each ramp step."""
+    out, t = [plan.warmup_s], plan.warmup_s
+    for _, dur in plan.steps[:-1]:
+        t += dur
+        out.append(t)
+    return tuple(out)
+
+
 def split_rate(target_cps: int, shards: int) -> list[int]:
     """Integer shares of ``target_cps`` over ``shards``; they sum exactly to the target."""
     if shards < 1:

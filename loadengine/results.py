@@ -108,9 +108,9 @@ def _per_second(agg: Aggregate, plan: RunPlan, obs: Observed) -> list[dict[str, 
             "backlog_changes": b.backlog_changes,
             "reconnects": b.reconnects,
             "faults": b.faults,
-            "latency_p50_ms": histogram.percentile_ms(b.latency_us, 50),
-            "latency_p99_ms": histogram.percentile_ms(b.latency_us, 99),
-            "service_p99_ms": histogram.percentile_ms(b.service_us, 99),
+            "latency_p50_ms": b.quantiles()[0],
+            "latency_p99_ms": b.quantiles()[1],
+            "service_p99_ms": b.quantiles()[2],
         }
         _observed_second(rec, second, obs, lags)
         out.append(rec)
@@ -156,7 +156,7 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
     measured_end_s = plan.warmup_s + int(window_s)  # == total_s for a completed run
     expected = sum(plan.target_at(s) or 0 for s in range(plan.warmup_s, measured_end_s))
     lat = agg.latency_between(plan.warmup_s, 10**9)
-    service = histogram.merge(b.service_us for s, b in agg.seconds.items() if s >= plan.warmup_s)
+    service = agg.service_between(plan.warmup_s, 10**9)
     return {
         "target_cps": plan.target_cps,
         "duration_s": plan.duration_s,
