@@ -79,8 +79,10 @@ def main() -> None:
         )
         report(soak, max_cps, target, a.minutes, shape)
         for r in soak["resources"][:: max(1, len(soak["resources"]) // 12)]:
-            print(f"  t={r['t_s']:.0f}s coordinator {r['coordinator_rss_bytes'] / 2**20:.1f} MiB"
-                  f" shards {r['shards_rss_bytes'] / 2**20:.1f} MiB")
+            print(
+                f"  t={r['t_s']:.0f}s coordinator {r['coordinator_rss_bytes'] / 2**20:.1f} MiB"
+                f" shards {r['shards_rss_bytes'] / 2**20:.1f} MiB"
+            )
     finally:
         server.stop()
         server.remove()
