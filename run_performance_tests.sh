@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
-# Performance suite runner. A later issue fills in suites, thresholds and comparisons;
-# for now it runs the old generator's three scenarios back to back and keeps each
-# results file in a dated folder. DSN: --dsn or LOADENGINE_DSN, else the embedded server.
+# Run a performance suite (configs/suites/<name>.toml; default: standard) unattended.
+#   ./run_performance_tests.sh [SUITE] [--quick] [--repeat N] [--results-dir DIR] [--dsn DSN]
+# DSN: --dsn or LOADENGINE_DSN; with neither, one embedded private server for the suite.
+# Results: DIR (default results/<UTC time>-<suite>/): one results file per scenario run,
+# summary.json and summary.md. Exit 0 all passed, 5 a scenario failed its thresholds,
+# 1 a run crashed, 2 bad input.
 set -euo pipefail
 cd "$(dirname "$0")"
-dsn_args=()
-if [ "${1:-}" = "--dsn" ]; then dsn_args=(--dsn "$2"); shift 2; fi
-out="results/$(date -u +%Y%m%dT%H%M%SZ)-standard"
-mkdir -p "$out"
-loadengine=${LOADENGINE:-.venv/bin/loadengine}
-status=0
-for profile in smoke medium high-load; do
-  echo "== $profile"
-  "$loadengine" run --profile "$profile" "${dsn_args[@]}" --output "$out/$profile.json" || status=$?
-done
-echo "results in $out"
-exit $status
+python=${LOADENGINE_PYTHON:-.venv/bin/python}
+if [ ! -x "$python" ]; then
+  make install >&2
+fi
+exec "$python" -m loadengine suite "$@"

@@ -63,6 +63,10 @@ def run(
     ssl_verify: Annotated[
         str | None, typer.Option(help="TLS: verify the server certificate (on|off)")
     ] = None,
+    min_efficiency: Annotated[str | None, typer.Option(help="Threshold: e.g. 0.99")] = None,
+    max_p99_ms: Annotated[str | None, typer.Option(help="Threshold: latency p99")] = None,
+    max_error_rate: Annotated[str | None, typer.Option(help="Threshold: e.g. 0.001")] = None,
+    max_capture_lag_ms: Annotated[str | None, typer.Option(help="Threshold: lag p99")] = None,
     audit: Annotated[
         bool, typer.Option(help="Audit the run's binary-log window against the ledger")
     ] = False,
@@ -92,6 +96,10 @@ def run(
         "ssl_cert": ssl_cert,
         "ssl_key": ssl_key,
         "ssl_verify": ssl_verify,
+        "min_efficiency": min_efficiency,
+        "max_p99_ms": max_p99_ms,
+        "max_error_rate": max_error_rate,
+        "max_capture_lag_ms": max_capture_lag_ms,
         "audit": True if audit else None,
         "follow_binlog": True if follow_binlog else None,
     }
@@ -100,6 +108,126 @@ def run(
 
     out = sys.stderr if plan.output == "-" else sys.stdout
     raise typer.Exit(execute(plan, out, ctx.obj))
+
+
+@app.command("suite")
+def suite_cmd(
+    name: Annotated[
+        str, typer.Argument(help="Suite name (configs/suites) or TOML file")
+    ] = "standard",
+    quick: Annotated[bool, typer.Option(help="Short version for CI (~2 min)")] = False,
+    repeat: Annotated[str, typer.Option(help="Runs per scenario (median and spread)")] = "1",
+    results_dir: Annotated[str | None, typer.Option(help="Where results go")] = None,
+    dsn: Annotated[str | None, typer.Option(help="Server DSN (default: embedded)")] = None,
+) -> None:
+    """Run a performance suite; exit 5 when a scenario fails its thresholds, 1 on a crash."""
+    from loadengine import suite
+    from loadengine.settings import parse_int as _int
+
+    n = _int("--repeat", repeat, 1, ">= 1")
+    if dsn:
+        parse_dsn(dsn)
+    raise typer.Exit(suite.run_suite(name, quick, results_dir, n, dsn, _say))
+
+
+@app.command("search")
+def search_cmd(
+    start_cps: Annotated[str, typer.Option(help="First target")] = "1000",
+    max_cps: Annotated[str, typer.Option(help="Never try above this")] = "200000",
+    factor: Annotated[str, typer.Option(help="Step-up factor")] = "2",
+    resolution: Annotated[str, typer.Option(help="Stop when within this fraction")] = "0.05",
+    max_trials: Annotated[str, typer.Option(help="Trial budget")] = "12",
+    duration: Annotated[str, typer.Option(help="Seconds per trial")] = "10",
+    workers: Annotated[str | None, typer.Option()] = None,
+    batch_size: Annotated[str | None, typer.Option()] = None,
+    mix: Annotated[str | None, typer.Option()] = None,
+    min_efficiency: Annotated[str, typer.Option(help="Threshold")] = "0.99",
+    max_p99_ms: Annotated[str | None, typer.Option(help="Threshold")] = "250",
+    max_error_rate: Annotated[str | None, typer.Option(help="Threshold")] = "0.001",
+    max_capture_lag_ms: Annotated[
+        str | None, typer.Option(help="Threshold (follows binlog)")
+    ] = None,
+    results_dir: Annotated[str | None, typer.Option()] = None,
+    dsn: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Find the highest target CPS that passes the thresholds (step up, then bisect)."""
+    from loadengine import suite
+    from loadengine.settings import parse_float
+    from loadengine.settings import parse_int as _int
+
+    keys = {
+        "start_cps": _int("--start-cps", start_cps, 1, ">= 1"),
+        "max_cps": _int("--max-cps", max_cps, 1, ">= 1"),
+        "factor": parse_float("--factor", factor, 1.01),
+        "resolution": parse_float("--resolution", resolution, 0.001),
+        "max_trials": _int("--max-trials", max_trials, 1, ">= 1"),
+    }
+    values: dict[str, object] = {"duration": _int("--duration", duration, 1, ">= 1")}
+    for k, v in (
+        ("workers", workers),
+        ("batch_size", batch_size),
+        ("mix", mix),
+        ("min_efficiency", min_efficiency),
+        ("max_p99_ms", max_p99_ms),
+        ("max_error_rate", max_error_rate),
+        ("max_capture_lag_ms", max_capture_lag_ms),
+    ):
+        if v is not None:
+            values[k] = v
+    if max_capture_lag_ms is not None:
+        values["follow_binlog"] = True
+    resolve(
+        {k: v for k, v in values.items() if k != "follow_binlog"} | {"duration_s": duration},
+        {},
+        None,
+    )  # validate every value before the first trial
+    if dsn:
+        parse_dsn(dsn)
+    code = suite.run_loaded(suite.search_suite(values, keys), False, results_dir, 1, dsn, _say)
+    raise typer.Exit(code)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+@app.command("report")
+def report_cmd(
+    results: Annotated[list[str], typer.Argument(help="One or more results files")],
+    output: Annotated[str, typer.Option(help="HTML file to write")] = "report.html",
+    png: Annotated[str | None, typer.Option(help="Also write the charts as PNGs here")] = None,
+) -> None:
+    """Charts over time in one self-contained HTML page (needs loadengine[report])."""
+    from loadengine import report_html
+
+    try:
+        n = report_html.write(results, output, png)
+    except report_html.ReportError as exc:
+        raise SettingsError(str(exc)) from None
+    print(f"report: {output} ({n} charts)")
+
+
+@app.command("compare")
+def compare_cmd(
+    baseline: Annotated[str, typer.Argument(help="Results file or folder")],
+    contender: Annotated[str, typer.Argument(help="Results file or folder")],
+    fail_on: Annotated[
+        str | None, typer.Option(help="Tolerances, e.g. 'achieved_cps<-5%,latency_p99>+20%'")
+    ] = None,
+    format: Annotated[str, typer.Option(help="table | markdown | json")] = "table",
+) -> None:
+    """Compare two runs (or result folders); exit 1 on a regression beyond tolerance."""
+    from loadengine import compare
+
+    if format not in ("table", "markdown", "json"):
+        raise SettingsError(f"--format {format!r}: allowed: table, markdown, json")
+    try:
+        rules = compare.parse_rules(fail_on if fail_on is not None else compare.DEFAULT_FAIL_ON)
+        result = compare.compare_paths(baseline, contender, rules)
+    except compare.CompareError as exc:
+        raise SettingsError(str(exc)) from None
+    print(compare.render(result, format))
+    raise typer.Exit(1 if result["regression"] else 0)
 
 
 @app.command("audit")

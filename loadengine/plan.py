@@ -47,6 +47,7 @@ class RunPlan:
     protocol: str = "text"  # "text" or "prepared" (see database.Session)
     retries: int = 3  # per transaction, for deadlock / lock wait / lost connection
     on_shard_failure: str = "abort"  # or "restart"
+    thresholds: tuple[tuple[str, float], ...] = ()  # see loadengine.thresholds
     audit: bool = False  # read the run's binary-log window afterwards and compare
     follow_binlog: bool = False  # tail the binary log during the run (capture lag)
 

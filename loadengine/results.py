@@ -287,6 +287,7 @@ def plan_document(plan: RunPlan) -> dict[str, Any]:
         "protocol": plan.protocol,
         "retries": plan.retries,
         "on_shard_failure": plan.on_shard_failure,
+        "thresholds": dict(plan.thresholds),
         "audit": plan.audit,
         "follow_binlog": plan.follow_binlog,
     }

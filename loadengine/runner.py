@@ -33,6 +33,7 @@ from loadengine import (
     results,
     schema_admin,
     server_watch,
+    thresholds,
 )
 from loadengine.aggregate import Bucket
 from loadengine.backend_local import LocalBackend
@@ -44,7 +45,7 @@ from loadengine.plan import Resume, RunPlan, ShardPlan, shard_plans
 from loadengine.resources import Sampler, find_local_server_pid
 from loadengine.stop import StopFlag
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_AUDIT = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_AUDIT, EXIT_THRESHOLD = 0, 1, 2, 3, 4, 5
 EXIT_BY_SIGNAL: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -73,6 +74,7 @@ class RunContext:
     watch: RunWatch | None = None
     observed: results.Observed = field(default_factory=results.Observed)
     work_dir: str | None = None
+    thresholds_passed: bool = True
 
 
 class RunWatch:
@@ -296,6 +298,8 @@ def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
         with signals_to(ctx.stop):
             code = _execute(ctx, say)
             written = _write(ctx, output, say)
+            if code == EXIT_OK and not ctx.thresholds_passed:
+                code = EXIT_THRESHOLD
     finally:  # even on an unexpected error, never leave a private server behind
         if ctx.embedded_server is not None:
             _stop_embedded(ctx, say)
@@ -414,7 +418,13 @@ def _write(ctx: RunContext, output: str, say: Callable[[str], None]) -> bool:
         server=ctx.server,
         observed=ctx.observed,
     )
+    if ctx.plan.thresholds:
+        doc["thresholds"] = thresholds.evaluate(dict(ctx.plan.thresholds), doc["summary"])
+        doc["thresholds_passed"] = all(c["pass"] for c in doc["thresholds"])
+        ctx.thresholds_passed = doc["thresholds_passed"]
     say(report.summary_table(doc))
+    if ctx.plan.thresholds:
+        say(thresholds.one_line(doc["thresholds"]))
     ledger_path = _write_ledger(ctx, output)
     if ledger_path:
         doc["ledger"] = {"path": os.path.basename(ledger_path), "format": ledger.FORMAT}

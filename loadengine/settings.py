@@ -65,6 +65,10 @@ FIELDS: tuple[Field, ...] = (
     Field("ssl_cert", "--ssl-cert", ("LOADENGINE_SSL_CERT",), None),
     Field("ssl_key", "--ssl-key", ("LOADENGINE_SSL_KEY",), None),
     Field("ssl_verify", "--ssl-verify", ("LOADENGINE_SSL_VERIFY",), True),
+    Field("min_efficiency", "--min-efficiency", ("LOADENGINE_MIN_EFFICIENCY",), None),
+    Field("max_p99_ms", "--max-p99-ms", ("LOADENGINE_MAX_P99_MS",), None),
+    Field("max_error_rate", "--max-error-rate", ("LOADENGINE_MAX_ERROR_RATE",), None),
+    Field("max_capture_lag_ms", "--max-capture-lag-ms", ("LOADENGINE_MAX_CAPTURE_LAG_MS",), None),
     Field("audit", "--audit", ("LOADENGINE_AUDIT",), False),
     Field("follow_binlog", "--follow-binlog", ("LOADENGINE_FOLLOW_BINLOG",), False),
 )
@@ -299,6 +303,20 @@ def _flag_for(name: str, sources: Mapping[str, str]) -> str:
     return f.flag
 
 
+def _thresholds(values: dict[str, Any], fl: Any) -> tuple[tuple[str, float], ...]:
+    out = []
+    for name in ("min_efficiency", "max_p99_ms", "max_error_rate", "max_capture_lag_ms"):
+        if values[name] is None:
+            continue
+        x = parse_float(fl(name), values[name], 0.0)
+        if name in ("min_efficiency", "max_error_rate") and x > 1:
+            raise SettingsError(
+                f"{fl(name)} {values[name]!r}: a fraction from 0 to 1 (0.99 = 99 %)"
+            )
+        out.append((name, x))
+    return tuple(out)
+
+
 def _finish(
     values: dict[str, Any],
     sources: dict[str, str],
@@ -353,7 +371,13 @@ def _finish(
         retries=_int(fl("retries"), values["retries"], 0, "from 0 to 100", maximum=100),
         on_shard_failure=on_shard_failure,
         protocol=protocol,
+        thresholds=_thresholds(values, fl),
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
         sources=tuple(sorted(sources.items())),
     )
+
+
+def parse_int(flag: str, value: Any, minimum: int, what: str, maximum: int | None = None) -> int:
+    """Public form of the integer check, for commands other than ``run``."""
+    return _int(flag, value, minimum, what, maximum)

@@ -265,7 +265,7 @@ def test_results_directory_gone_at_the_end_summary_goes_to_stderr(dsn: Dsn, tmp_
     )
     _wait_for_line(proc, "[   1s]")
     shutil.rmtree(sub)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "cannot write results" in stderr
     doc = orjson_loads_tail(stderr)
