@@ -207,6 +207,47 @@ def report_cmd(
     print(f"report: {output} ({n} charts)")
 
 
+@app.command("sink-check")
+def sink_check_cmd(
+    results_file: Annotated[str, typer.Argument(help="The run's results file (ledger beside it)")],
+    amqp_url: Annotated[
+        str, typer.Option(help="RabbitMQ URL")
+    ] = "amqp://guest:guest@127.0.0.1:5672/%2F",
+    queue_prefix: Annotated[
+        str, typer.Option(help="Queue = prefix + table")
+    ] = "inventory.inventory.",
+    tables: Annotated[str, typer.Option(help="Tables to read")] = "customers,orders",
+    drain: Annotated[bool, typer.Option(help="Keep reading until the queues stay empty")] = False,
+    timeout: Annotated[str, typer.Option(help="Seconds to read at most")] = "60",
+    output: Annotated[str | None, typer.Option(help="Write the check's results here")] = None,
+    management_api: Annotated[
+        str | None, typer.Option(help="RabbitMQ management API for queue depth")
+    ] = "http://127.0.0.1:15672",
+) -> None:
+    """Consume Debezium events from the per-table queues and check them against the run's
+    change ledger: lost, duplicated, extra, out of order per key, and end-to-end lag.
+    Exit 0 when nothing was lost or wrong, 1 otherwise."""
+    from loadengine import sink_amqp
+    from loadengine.settings import parse_float
+
+    seconds = parse_float("--timeout", timeout, 0.1)
+    try:
+        res = sink_amqp.run(
+            results_file,
+            amqp_url,
+            queue_prefix,
+            [t.strip() for t in tables.split(",") if t.strip()],
+            drain,
+            seconds,
+            output,
+            management_api,
+        )
+    except sink_amqp.SinkError as exc:
+        raise SettingsError(str(exc)) from None
+    print(sink_amqp.summary_line(res))
+    raise typer.Exit(0 if res["clean"] else 1)
+
+
 @app.command("compare")
 def compare_cmd(
     baseline: Annotated[str, typer.Argument(help="Results file or folder")],
