@@ -194,3 +194,17 @@ def test_audit_of_an_embedded_run_explains_the_server_is_gone(tmp_path: Path) ->
     proc = run_cli("audit", str(path))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "embedded server" in proc.stderr
+
+
+def test_the_projects_cdc_config_passes_the_readiness_check(dsn: Dsn) -> None:
+    """The private server runs configs/mysql/cdc.cnf (also mounted by compose/)."""
+    from loadengine import cdc
+
+    conn = database.connect(dsn)
+    try:
+        env = database.server_environment(conn)
+    finally:
+        conn.close()
+    ready = cdc.readiness(env)
+    assert ready == {"ready": True, "problems": [], "notes": []}, ready
+    assert env["binlog_row_metadata"] == "FULL"
