@@ -46,7 +46,10 @@ def load(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
             raise ReportError(f"{p!r}: not a readable results file ({exc})") from None
         if not isinstance(doc, dict) or "per_second" not in doc:
             raise ReportError(f"{p!r}: not a loadengine results file")
-        out.append((Path(p).stem, doc))
+        name, n = Path(p).stem, 2
+        while name in {x for x, _ in out}:  # the same stem twice: keep both apart
+            name, n = f"{Path(p).stem}-{n}", n + 1
+        out.append((name, doc))
     return out
 
 
