@@ -38,7 +38,7 @@ def _plt() -> Any:
 
 
 def load(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for p in paths:
         try:
             doc = orjson.loads(Path(p).read_bytes())
