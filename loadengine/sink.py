@@ -117,6 +117,21 @@ class SinkCheck:
                 self.examples["out_of_order"].append(f"{ev.table} {ev.key}")
         self.last_after[k] = ev.after
 
+    def _lag_by_second(self) -> dict[int, dict[str, float]]:
+        seconds: dict[int, list[int]] = {}
+        for second, lag in self.lag_us:
+            seconds.setdefault(second, []).append(lag)
+        out = {}
+        for second, lags in sorted(seconds.items()):
+            lags.sort()
+            out[second] = {
+                "p50": round(lags[len(lags) // 2] / 1000, 3),
+                "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] / 1000, 3),
+                "max": round(lags[-1] / 1000, 3),
+                "events": len(lags),
+            }
+        return out
+
     def result(self) -> dict[str, Any]:
         from loadengine.audit import compare
 
@@ -144,6 +159,7 @@ class SinkCheck:
             "undecodable": self.undecodable,
             "changes_by_table": audit["changes_by_table"],
             "lag_ms": {"p50": pct(50), "p99": pct(99), "max": pct(100), "samples": len(lags)},
+            "lag_ms_by_second": self._lag_by_second(),
             "examples": {**audit["examples"], **{k: v for k, v in self.examples.items() if v}},
             "clean": lost == 0
             and audit["extra"] == 0

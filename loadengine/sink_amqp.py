@@ -132,7 +132,9 @@ def run(
     )
     res["run_id"] = doc.get("run_id")
     if output:
-        Path(output).write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2))
+        Path(output).write_bytes(
+            orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        )
     return res
 
 
