@@ -133,6 +133,7 @@ def compare(
     binlog_total = total_changes(tally.changes_by_table)
     engine_total = total_changes(engine_changes)
     heartbeat_ok = heartbeats_written is None or tally.heartbeat >= heartbeats_written
+    matches = _nonzero(tally.changes_by_table) == _nonzero(engine_changes)
     return {
         "missing": missing,
         "extra": tally.extra,
@@ -140,7 +141,7 @@ def compare(
         "changes_by_table": tally.changes_by_table,
         "binlog_changes": binlog_total,
         "engine_changes": engine_total,
-        "matches_engine": _nonzero(tally.changes_by_table) == _nonzero(engine_changes),
+        "matches_engine": matches,
         "setup": {
             "expected": exp_setup,
             "observed": total_changes(tally.setup_by_table),
@@ -151,6 +152,7 @@ def compare(
         "examples": {k: v for k, v in tally.examples.items() if v},
         "clean": missing == tally.extra == tally.duplicates == setup_missing == 0
         and binlog_total == engine_total
+        and matches
         and heartbeat_ok,
     }
 

@@ -206,13 +206,22 @@ class FollowState:
     error: str | None = None
 
 
+ROTATE = re.compile(rb"Rotate to (\S+)\s+pos: (\d+)")
+
+
 def scan_positions(text: bytes, second: int, state: FollowState) -> None:
-    """Advance the read position (and bytes/s) from event headers; idempotent per event."""
+    """Advance the read position (and bytes/s) from event headers. Idempotent: the same
+    text scanned twice (the follower rescans an unfinished event) changes nothing, also
+    across a rotate: headers before a rotate to a file already applied are skipped."""
+    start = 0
+    for m in ROTATE.finditer(text):
+        if m.group(1).decode() <= state.file:
+            start = m.end()
     grown = 0
-    for m in POSITION.finditer(text):
+    for m in POSITION.finditer(text, start):
         if m.group(2):
             name = m.group(2).decode()
-            if name > state.file:  # a new file; re-reading the same rotate is a no-op
+            if name > state.file:  # a new file
                 state.file, state.position = name, int(m.group(3))
             continue
         end = int(m.group(1))

@@ -182,9 +182,7 @@ def test_document_round_trips_exactly_with_large_indices_and_counts() -> None:
     assert restored.updates.typecode == "I"
 
 
-@pytest.mark.parametrize(
-    "patch", [{"format": "something-else"}, {"version": 2}, {"format": None}]
-)
+@pytest.mark.parametrize("patch", [{"format": "something-else"}, {"version": 2}, {"format": None}])
 def test_from_document_refuses_other_formats(patch: dict[str, object]) -> None:
     doc = ledger.document("r", list(LedgerBook(make_plans(workers=1)).tables()))
     doc.update(patch)
