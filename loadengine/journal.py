@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from loadengine.messages import ChangeCounts
+from loadengine.plan import KeySpace
 from loadengine.workload import Statement
 
 TABLE_OF = {
@@ -104,21 +105,16 @@ def read(paths: Iterable[str]) -> Replay:
     return replay(lines)
 
 
-def pending_statements(pending: dict[str, Any], keys: Any) -> list[Statement]:
+def pending_statements(pending: dict[str, Any], keys: KeySpace) -> list[Statement]:
     """Rebuild enough of an in-doubt transaction's statements for ``commit_probe``."""
     out = []
     for op, rows, ks in pending["s"]:
         table, kind = TABLE_OF[op]
         if kind == "insert":
-            key_of = keys.customer_id if table == "customers" else keys.order_number
-            stride = 4 if table == "customers" else 5
-            params: list[object] = []
-            for k in range(ks, ks + rows):
-                params += [key_of(k)] + [None] * (stride - 1)
-            out.append(Statement(op, table, kind, "", tuple(params), rows, first_k=ks))
-        else:
-            key_of = keys.customer_id if table == "customers" else keys.order_number
-            ids = tuple(key_of(k) for k in ks)
-            params_u = (pending["t"], *ids) if op == "update_customer" else ids
-            out.append(Statement(op, table, kind, "", params_u, rows, tuple(ks)))
+            out.append(Statement(op, table, kind, "", (), rows, first_k=ks))
+            continue
+        key_of = keys.customer_id if table == "customers" else keys.order_number
+        ids = tuple(key_of(k) for k in ks)
+        params = (pending["t"], *ids) if op == "update_customer" else ids
+        out.append(Statement(op, table, kind, "", params, rows, tuple(ks)))
     return out

@@ -23,7 +23,7 @@ def _resolve_pending(rep: Replay, plan: ShardPlan, dsn: Dsn) -> str:
     if rep.pending is None:
         return "none"
     stmts = pending_statements(rep.pending, plan.keys)
-    probe = commit_probe(stmts)
+    probe = commit_probe(stmts, plan.keys)
     if probe is None:
         return "unknown"
     try:

@@ -160,18 +160,25 @@ def parse_steps(value: Any) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def load_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile by name (``configs/profiles/NAME.toml``) or path; unknown keys refused."""
+def load_toml(what: str, name_or_path: str, directory: Path) -> tuple[Path, dict[str, Any]]:
+    """A TOML file by name (``directory/NAME.toml``) or path; ``what`` names it in errors
+    (``--profile``, ``suite``)."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
-        path = PROFILE_DIR / f"{name_or_path}.toml"
+        path = directory / f"{name_or_path}.toml"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-        raise SettingsError(f"--profile {name_or_path!r}: no such profile (known: {known})")
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
+        kind = what.lstrip("-")
+        raise SettingsError(f"{what} {name_or_path!r}: no such {kind} (known: {known})")
     try:
-        data = tomllib.loads(path.read_text())
+        return path, tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"--profile {name_or_path!r}: not valid TOML ({exc})") from None
+        raise SettingsError(f"{what} {name_or_path!r}: not valid TOML ({exc})") from None
+
+
+def load_profile(name_or_path: str) -> dict[str, Any]:
+    """A profile by name (``configs/profiles/NAME.toml``) or path; unknown keys refused."""
+    _, data = load_toml("--profile", name_or_path, PROFILE_DIR)
     unknown = sorted(set(data) - set(PROFILE_KEYS) - PROFILE_EXTRA_KEYS)
     if unknown:
         allowed = sorted(set(PROFILE_KEYS) | PROFILE_EXTRA_KEYS)

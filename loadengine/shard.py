@@ -283,7 +283,7 @@ class ShardLoop:
     def _resolve(self, stmts: list[Statement]) -> str:
         """After reconnecting: did the in-doubt COMMIT take effect? ``committed``,
         ``rolled_back`` (it may be retried) or ``unknown`` (nobody can tell)."""
-        probe = commit_probe(stmts)
+        probe = commit_probe(stmts, self.plan.keys)
         if probe is None:
             return "unknown"
         while True:

@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import orjson
 
 from loadengine import compare
 from loadengine.search import SearchPlan, search
-from loadengine.settings import PROFILE_EXTRA_KEYS, PROFILE_KEYS, SettingsError
+from loadengine.settings import PROFILE_EXTRA_KEYS, PROFILE_KEYS, SettingsError, load_toml
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
 SCENARIO_KEYS = {"name", "title", "kind", "profile", "quick_duration", "quick_steps"}
@@ -37,16 +36,7 @@ PASS_CODES = {0: "pass", 5: "fail", 3: "fail", 4: "fail"}
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = SUITE_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in SUITE_DIR.glob("*.toml")))
-        raise SettingsError(f"suite {name_or_path!r}: no such suite (known: {known})")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"suite {name_or_path!r}: not valid TOML ({exc})") from None
+    path, data = load_toml("suite", name_or_path, SUITE_DIR)
     scenarios = data.get("scenario")
     if not isinstance(scenarios, list) or not scenarios:
         raise SettingsError(f"suite {name_or_path!r}: needs at least one [[scenario]]")
@@ -63,27 +53,20 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
     return data
 
 
-def _profile_text(values: dict[str, Any]) -> str:
-    lines = []
-    for key, v in values.items():
-        if key == "steps":
-            items = ", ".join(
-                f"{{ target_cps = {s['target_cps']}, duration = {s['duration']} }}" for s in v
-            )
-            lines.append(f"steps = [{items}]")
-        elif isinstance(v, bool):
-            lines.append(f"{key} = {'true' if v else 'false'}")
-        elif isinstance(v, int | float):
-            lines.append(f"{key} = {v}")
-        else:
-            lines.append(f"{key} = {orjson.dumps(str(v)).decode()}")
-    return "\n".join(lines) + "\n"
+def _steps_profile(steps: list[dict[str, int]] | None) -> str:
+    """A profile holding only a ramp's steps (every other value travels as a flag)."""
+    if not steps:
+        return ""
+    items = ", ".join(
+        f"{{ target_cps = {st['target_cps']}, duration = {st['duration']} }}" for st in steps
+    )
+    return f"steps = [{items}]\n"
 
 
 def _flags(values: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key, v in values.items():
-        if key in ("steps", "description"):
+        if key == "steps":
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(v, bool):
@@ -125,8 +108,7 @@ class SuiteRunner:
         """One ``loadengine run``: scenario values as flags (they beat the environment),
         ramp steps through a profile file."""
         prof = self.out_dir / f".{name}.profile.toml"
-        steps = {k: v for k, v in profile.items() if k in ("steps", "description")}
-        prof.write_text(_profile_text(steps))
+        prof.write_text(_steps_profile(profile.get("steps")))
         out = self.out_dir / f"{name}.json"
         cmd = [
             sys.executable,

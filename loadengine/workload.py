@@ -179,7 +179,7 @@ class CommitProbe:
     expect: int
 
 
-def commit_probe(stmts: list[Statement]) -> CommitProbe | None:
+def commit_probe(stmts: list[Statement], keys: KeySpace) -> CommitProbe | None:
     """How to find out, after a lost connection, whether ``stmts`` committed. Pure.
 
     Inserted keys are the shard's own, so their existence decides; a customer update
@@ -187,20 +187,20 @@ def commit_probe(stmts: list[Statement]) -> CommitProbe | None:
     no mark of its own, so it cannot be resolved (None): never guess.
     """
     for stmt in stmts:
-        if stmt.op == "insert_customer":
-            ids = stmt.params[0::4]
-            return CommitProbe(_count_in("customers", "id", len(ids)), tuple(ids), len(ids))
-        if stmt.op == "insert_order":
-            ids = stmt.params[0::5]
-            return CommitProbe(_count_in("orders", "order_number", len(ids)), tuple(ids), len(ids))
+        if stmt.kind == "insert":
+            customers = stmt.table == "customers"
+            key_of = keys.customer_id if customers else keys.order_number
+            ids = tuple(key_of(k) for k in range(stmt.first_k, stmt.first_k + stmt.rows))
+            column = "id" if customers else "order_number"
+            return CommitProbe(_count_in(stmt.table, column, len(ids)), ids, len(ids))
     for stmt in stmts:
         if stmt.op == "update_customer":
-            tag, ids = stmt.params[0], stmt.params[1:]
+            tag, updated = stmt.params[0], stmt.params[1:]
             sql = (
-                _count_in("customers", "id", len(ids))
+                _count_in("customers", "id", len(updated))
                 + f" AND email = CONCAT('c', id, '.', ?, '@{EMAIL_DOMAIN}')"
             )
-            return CommitProbe(sql, (*ids, tag), len(ids))
+            return CommitProbe(sql, (*updated, tag), len(updated))
     return None
 
 

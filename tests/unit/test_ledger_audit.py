@@ -10,7 +10,7 @@ import orjson
 
 from loadengine import audit, binlog, journal, ledger
 from loadengine.messages import ShardDelta
-from loadengine.plan import DEFAULT_MIX, RunPlan, shard_plans
+from loadengine.plan import DEFAULT_MIX, KeySpace, RunPlan, shard_plans
 from loadengine.workload import Statement, commit_probe
 
 DB = "inventory"
@@ -194,13 +194,18 @@ def _stmt(op: str, table: str, kind: str, params: tuple, rows: int, **kw) -> Sta
 
 
 def test_commit_probe_uses_inserted_keys_then_customer_tags_else_gives_up() -> None:
-    ins = _stmt("insert_customer", "customers", "insert", (7, "a", "b", "e", 9, "a", "b", "e"), 2)
-    probe = commit_probe([_stmt("update_order", "orders", "update", (1,), 1), ins])
+    keys = KeySpace(
+        customer_first=7, order_first=10001, index=0, stride=2, seeded_customers=0, seeded_orders=0
+    )  # k=0 -> 7, k=1 -> 9
+    ins = _stmt(
+        "insert_customer", "customers", "insert", (7, "a", "b", "e", 9, "a", "b", "e"), 2, first_k=0
+    )
+    probe = commit_probe([_stmt("update_order", "orders", "update", (1,), 1), ins], keys)
     assert probe is not None and probe.params == (7, 9) and probe.expect == 2
     upd = _stmt("update_customer", "customers", "update", ("tok.0.5", 11, 12), 2)
-    probe = commit_probe([upd])
+    probe = commit_probe([upd], keys)
     assert probe is not None and probe.params == (11, 12, "tok.0.5") and "email" in probe.sql
-    assert commit_probe([_stmt("update_order", "orders", "update", (1, 2), 2)]) is None
+    assert commit_probe([_stmt("update_order", "orders", "update", (1, 2), 2)], keys) is None
 
 
 def test_journal_replay_counts_acked_work_and_keeps_the_one_in_doubt() -> None:
@@ -223,5 +228,5 @@ def test_journal_replay_counts_acked_work_and_keeps_the_one_in_doubt() -> None:
     rep = journal.replay(lines[:3])
     assert rep.pending is not None and rep.pending["b"] == 2
     stmts = journal.pending_statements(rep.pending, keys)
-    probe = commit_probe(stmts)
+    probe = commit_probe(stmts, keys)
     assert probe is not None and probe.params == (keys.customer_id(52), keys.customer_id(53))
