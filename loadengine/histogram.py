@@ -13,6 +13,7 @@ import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 BUCKETS_PER_OCTAVE = 32
 
@@ -94,3 +95,20 @@ def summary_ms(hist: Mapping[int, int]) -> dict[str, float | None]:
         out[label] = None if v is None else round(v, 3)
     out["count"] = total(hist)
     return out
+
+
+def samples_summary_ms(samples_us: list[int]) -> dict[str, Any] | None:
+    """Exact p50/p99/max (ms) of a few raw samples, such as capture-lag heartbeats."""
+    if not samples_us:
+        return None
+    ordered = sorted(samples_us)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000, 3)
+
+    return {
+        "p50": pct(50),
+        "p99": pct(99),
+        "max": round(ordered[-1] / 1000, 3),
+        "samples": len(ordered),
+    }

@@ -54,22 +54,6 @@ def check_writable(output: str | None) -> None:
         raise ResultsPathError(f"--output {output!r}: directory {str(parent)!r} is not writable")
 
 
-def _lag_ms(lags_us: list[int]) -> dict[str, Any] | None:
-    if not lags_us:
-        return None
-    ordered = sorted(lags_us)
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000, 3)
-
-    return {
-        "p50": pct(50),
-        "p99": pct(99),
-        "max": round(ordered[-1] / 1000, 3),
-        "samples": len(ordered),
-    }
-
-
 def _lag_by_second(follow: FollowState | None) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     for second, lag in follow.lag_us if follow else []:
@@ -82,7 +66,7 @@ def _observed_second(
 ) -> None:
     rec["server_changes"] = obs.server_seconds.get(second)
     if obs.follow is not None:
-        lag = _lag_ms(lags.get(second, []))
+        lag = histogram.samples_summary_ms(lags.get(second, []))
         rec["capture_lag_ms"] = None if lag is None else {"p50": lag["p50"], "max": lag["max"]}
         rec["binlog_bytes"] = obs.follow.bytes_by_second.get(second, 0)
         rec["binlog_row_events"] = obs.follow.rows_by_second.get(second, 0)
@@ -201,7 +185,7 @@ def _observed_summary(plan: RunPlan, out: Outcome, obs: Observed) -> dict[str, A
     if obs.follow is not None:
         measured = [lag for s, lag in obs.follow.lag_us if s >= plan.warmup_s]
         seconds = [obs.follow.bytes_by_second.get(s, 0) for s in range(plan.warmup_s, plan.total_s)]
-        doc["capture_lag_ms"] = _lag_ms(measured)
+        doc["capture_lag_ms"] = histogram.samples_summary_ms(measured)
         doc["binlog_bytes_per_s"] = round(statistics.fmean(seconds)) if seconds else None
         doc["heartbeats"] = obs.heartbeats
         doc["follow_error"] = obs.follow.error

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadengine import thresholds
 from loadengine.dsn import DsnError, dsn_from_parts, parse_dsn
 from loadengine.plan import (
     DEFAULT_MIX,
@@ -312,7 +313,7 @@ def _flag_for(name: str, sources: Mapping[str, str]) -> str:
 
 def _thresholds(values: dict[str, Any], fl: Any) -> tuple[tuple[str, float], ...]:
     out = []
-    for name in ("min_efficiency", "max_p99_ms", "max_error_rate", "max_capture_lag_ms"):
+    for name in thresholds.NAMES:
         if values[name] is None:
             continue
         x = parse_float(fl(name), values[name], 0.0)

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from loadengine import histogram
 from loadengine.ledger import KEY_COLUMNS, TableLedger
 
 OPS = {"c": "insert", "u": "update", "d": "delete"}
@@ -117,32 +118,17 @@ class SinkCheck:
                 self.examples["out_of_order"].append(f"{ev.table} {ev.key}")
         self.last_after[k] = ev.after
 
-    def _lag_by_second(self) -> dict[int, dict[str, float]]:
+    def _lag_by_second(self) -> dict[int, dict[str, Any] | None]:
         seconds: dict[int, list[int]] = {}
         for second, lag in self.lag_us:
             seconds.setdefault(second, []).append(lag)
-        out = {}
-        for second, lags in sorted(seconds.items()):
-            lags.sort()
-            out[second] = {
-                "p50": round(lags[len(lags) // 2] / 1000, 3),
-                "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] / 1000, 3),
-                "max": round(lags[-1] / 1000, 3),
-                "events": len(lags),
-            }
-        return out
+        return {s: histogram.samples_summary_ms(lags) for s, lags in sorted(seconds.items())}
 
     def result(self) -> dict[str, Any]:
         from loadengine.audit import compare
 
         audit = compare(self.observed, self.tables, {}, None)
-        lags = sorted(lag for _, lag in self.lag_us)
-
-        def pct(p: float) -> float | None:
-            if not lags:
-                return None
-            return round(lags[min(len(lags) - 1, int(p / 100 * len(lags)))] / 1000, 3)
-
+        lag = histogram.samples_summary_ms([x for _, x in self.lag_us])
         lost = audit["missing"] + audit["setup"]["missing"]
         return {
             "events": sum(self.observed.values()),
@@ -158,7 +144,7 @@ class SinkCheck:
             "snapshot_reads": self.snapshot_reads,
             "undecodable": self.undecodable,
             "changes_by_table": audit["changes_by_table"],
-            "lag_ms": {"p50": pct(50), "p99": pct(99), "max": pct(100), "samples": len(lags)},
+            "lag_ms": lag or {"p50": None, "p99": None, "max": None, "samples": 0},
             "lag_ms_by_second": self._lag_by_second(),
             "examples": {**audit["examples"], **{k: v for k, v in self.examples.items() if v}},
             "clean": lost == 0

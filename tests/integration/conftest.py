@@ -121,3 +121,31 @@ def own_server() -> Iterator[embedded.EmbeddedServer]:
         pass
     srv.stop()
     srv.remove()
+
+
+def window_text(d: Dsn, doc: dict) -> str:
+    """The run's binary-log window as ``mariadb-binlog -v`` prints it (an independent
+    reading: tests parse it themselves, not with loadengine's parser)."""
+    start, end = doc["server"]["binlog_start"], doc["server"]["binlog_end"]
+    conn = database.connect(d)
+    try:
+        logs = [f for f in database.binary_logs(conn) if start["file"] <= f <= end["file"]]
+    finally:
+        conn.close()
+    return subprocess.run(
+        [
+            "mariadb-binlog",
+            "--read-from-remote-server",
+            "-h127.0.0.1",
+            f"-P{d.port}",
+            "-uroot",
+            "--base64-output=decode-rows",
+            "-v",
+            f"--start-position={start['position']}",
+            f"--stop-position={end['position']}",
+            *logs,
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout

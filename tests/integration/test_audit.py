@@ -13,7 +13,7 @@ import pytest
 
 from loadengine import database, ledger
 from loadengine.dsn import Dsn
-from tests.integration.conftest import load_results, run_cli, run_load
+from tests.integration.conftest import load_results, run_cli, run_load, window_text
 
 pytestmark = pytest.mark.integration
 
@@ -21,28 +21,7 @@ pytestmark = pytest.mark.integration
 def independent_counts(d: Dsn, doc: dict) -> dict[str, int]:
     """Row events per table in the run's window, counted with plain line matching on the
     reader's output (not loadengine's parser)."""
-    start, end = doc["server"]["binlog_start"], doc["server"]["binlog_end"]
-    conn = database.connect(d)
-    try:
-        logs = [f for f in database.binary_logs(conn) if start["file"] <= f <= end["file"]]
-    finally:
-        conn.close()
-    text = subprocess.run(
-        [
-            "mariadb-binlog",
-            "--read-from-remote-server",
-            "-h127.0.0.1",
-            f"-P{d.port}",
-            "-uroot",
-            "--base64-output=decode-rows",
-            "-v",
-            f"--start-position={start['position']}",
-            f"--stop-position={end['position']}",
-            *logs,
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
+    text = window_text(d, doc)
     counts: dict[str, int] = {}
     for line in text.splitlines():
         for verb in ("### INSERT INTO ", "### UPDATE ", "### DELETE FROM "):

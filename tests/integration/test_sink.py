@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
 from pathlib import Path
 
 import orjson
 import pytest
 
-from loadengine import database
 from loadengine.dsn import Dsn
-from tests.integration.conftest import load_results, run_cli, run_load
+from tests.integration.conftest import load_results, run_cli, run_load, window_text
 
 pytestmark = pytest.mark.integration
 AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -26,37 +24,11 @@ HEAD = re.compile(r"^### (INSERT INTO|UPDATE) `([^`]*)`\.`([^`]*)`$")
 VALUE = re.compile(r"^###   @(\d+)=(.*)$")
 
 
-def _window_text(d: Dsn, doc: dict) -> list[str]:
-    start, end = doc["server"]["binlog_start"], doc["server"]["binlog_end"]
-    conn = database.connect(d)
-    try:
-        logs = [f for f in database.binary_logs(conn) if start["file"] <= f <= end["file"]]
-    finally:
-        conn.close()
-    return subprocess.run(
-        [
-            "mariadb-binlog",
-            "--read-from-remote-server",
-            "-h127.0.0.1",
-            f"-P{d.port}",
-            "-uroot",
-            "--base64-output=decode-rows",
-            "-v",
-            f"--start-position={start['position']}",
-            f"--stop-position={end['position']}",
-            *logs,
-        ],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout.splitlines()
-
-
 def envelopes(d: Dsn, doc: dict) -> list[tuple[str, bytes]]:
     """(table, Debezium JSON) per row event, in log order, as Debezium would emit them."""
     out: list[tuple[str, bytes]] = []
     pos, row, cur = 0, 0, None
-    for line in [*_window_text(d, doc), "# at 0"]:
+    for line in [*window_text(d, doc).splitlines(), "# at 0"]:
         if line.startswith("# at "):
             pos, row = int(line[5:]), 0
         m = HEAD.match(line)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,31 +10,9 @@ import pytest
 
 from loadengine import database
 from loadengine.dsn import Dsn
-from tests.integration.conftest import ROOT, load_results, run_cli
+from tests.integration.conftest import load_results, run_cli, start_cli, wait_for_line
 
 pytestmark = pytest.mark.integration
-
-
-def _start(args: list[str]) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
-    return subprocess.Popen(
-        [sys.executable, "-m", "loadengine", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 30) -> None:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if needle in line:
-            return
-    raise AssertionError(f"no line containing {needle!r}")
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -45,22 +20,20 @@ def test_signal_mid_run_writes_interrupted_results(
     dsn: Dsn, tmp_path: Path, signum: int, code: int
 ) -> None:
     out = tmp_path / "r.json"
-    proc = _start(
-        [
-            "run",
-            "--dsn",
-            dsn.to_url(),
-            "--target-cps",
-            "500",
-            "--duration",
-            "30",
-            "--workers",
-            "2",
-            "--output",
-            str(out),
-        ]
+    proc = start_cli(
+        "run",
+        "--dsn",
+        dsn.to_url(),
+        "--target-cps",
+        "500",
+        "--duration",
+        "30",
+        "--workers",
+        "2",
+        "--output",
+        str(out),
     )
-    _wait_for_line(proc, "[   2s]")
+    wait_for_line(proc, "[   2s]")
     sent = time.monotonic()
     proc.send_signal(signum)
     proc.communicate(timeout=30)
@@ -174,18 +147,8 @@ def test_signal_during_start_up_still_writes_results(
     dsn: Dsn, tmp_path: Path, phase: str, delay_s: float, signum: int
 ) -> None:
     out = tmp_path / "r.json"
-    proc = _start(
-        [
-            "run",
-            "--dsn",
-            dsn.to_url(),
-            "--target-cps",
-            "100",
-            "--duration",
-            "5",
-            "--output",
-            str(out),
-        ]
+    proc = start_cli(
+        "run", "--dsn", dsn.to_url(), "--target-cps", "100", "--duration", "5", "--output", str(out)
     )
     time.sleep(delay_s)
     proc.send_signal(signum)
@@ -204,7 +167,7 @@ def test_signal_while_the_embedded_server_starts_leaves_results_and_no_server(
 
     before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "mariadbd"}
     out = tmp_path / "r.json"
-    proc = _start(["run", "--target-cps", "100", "--duration", "5", "--output", str(out)])
+    proc = start_cli("run", "--target-cps", "100", "--duration", "5", "--output", str(out))
     time.sleep(1.0)  # installing and starting the private server
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
@@ -217,23 +180,21 @@ def test_signal_while_the_embedded_server_starts_leaves_results_and_no_server(
 
 def test_signal_during_the_final_flush_keeps_books_exact(dsn: Dsn, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    proc = _start(
-        [
-            "run",
-            "--dsn",
-            dsn.to_url(),
-            "--target-cps",
-            "500",
-            "--duration",
-            "2",
-            "--workers",
-            "2",
-            "--audit",
-            "--output",
-            str(out),
-        ]
+    proc = start_cli(
+        "run",
+        "--dsn",
+        dsn.to_url(),
+        "--target-cps",
+        "500",
+        "--duration",
+        "2",
+        "--workers",
+        "2",
+        "--audit",
+        "--output",
+        str(out),
     )
-    _wait_for_line(proc, "[   2s]")
+    wait_for_line(proc, "[   2s]")
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
@@ -248,22 +209,20 @@ def test_results_directory_gone_at_the_end_summary_goes_to_stderr(dsn: Dsn, tmp_
 
     sub = tmp_path / "sub"
     sub.mkdir()
-    proc = _start(
-        [
-            "run",
-            "--dsn",
-            dsn.to_url(),
-            "--target-cps",
-            "200",
-            "--duration",
-            "2",
-            "--workers",
-            "1",
-            "--output",
-            str(sub / "r.json"),
-        ]
+    proc = start_cli(
+        "run",
+        "--dsn",
+        dsn.to_url(),
+        "--target-cps",
+        "200",
+        "--duration",
+        "2",
+        "--workers",
+        "1",
+        "--output",
+        str(sub / "r.json"),
     )
-    _wait_for_line(proc, "[   1s]")
+    wait_for_line(proc, "[   1s]")
     shutil.rmtree(sub)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1
