@@ -7,7 +7,7 @@ statements. No pacing, no bookkeeping, no parameters to escape. Shapes:
 - ``insert``: ``INSERT INTO customers ... VALUES (..),(..)`` with ``rows`` rows, one commit
   per statement (``rows=1`` is a single-row autocommit INSERT, sysbench oltp_insert's shape);
 - ``update``: ``UPDATE customers SET email = ... WHERE id IN (...)`` over ``rows`` distinct
-  existing rows, one commit per statement (the engine's batched update shape).
+  existing rows chosen at random, one commit per statement (the engine's batched update shape).
 
 Drivers: ``connector`` (mysql-connector-python's C extension, ``cmd_query``), ``cext``
 (the C extension's raw ``_mysql_connector.MySQL``). The implementation that ran is
@@ -19,8 +19,10 @@ returned; a run that would fall back to pure Python refuses instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
 import os
+import random
 import time
 from dataclasses import dataclass
 
@@ -32,7 +34,7 @@ except ImportError:  # pragma: no cover
 import orjson
 
 EMAIL_DOMAIN = "raw.test"
-ID_BASE = 50_000_000  # far above the engine's keys: the two never collide
+ID_SPAN = 5_000_000  # ids per process: each process inserts above the table's max id
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Shape:
     database: str
     driver: str = "cext"
     seeded: int = 20_000  # update: rows per process to choose from
+    id_base: int = 0  # first free id (set by ``run``)
 
 
 def _connect(shape: Shape):  # noqa: ANN202 - driver object
@@ -83,7 +86,7 @@ def _worker(shape: Shape, index: int, start_at: float, out: mp.Queue) -> None:
 
 def _loop(shape: Shape, index: int, start_at: float) -> tuple[int, int, float]:
     conn = _connect(shape)
-    base = ID_BASE + index * 10_000_000
+    base = shape.id_base + index * ID_SPAN
     if shape.kind == "update":  # seed this process's rows, then update them
         conn.autocommit(False)
         for first in range(0, shape.seeded, 1000):
@@ -92,7 +95,7 @@ def _loop(shape: Shape, index: int, start_at: float) -> tuple[int, int, float]:
     conn.autocommit(shape.rows == 1 and shape.kind == "insert")
     single = shape.rows == 1 and shape.kind == "insert"
     rows_done = stmts = 0
-    next_id, tag, pos = base + shape.seeded, 0, 0
+    next_id, tag, rng = base + shape.seeded, 0, random.Random(index)
     while time.time() < start_at:
         time.sleep(0.001)
     cpu0, end = time.process_time(), start_at + shape.seconds
@@ -101,10 +104,8 @@ def _loop(shape: Shape, index: int, start_at: float) -> tuple[int, int, float]:
             sql = _insert_sql(next_id, shape.rows)
             next_id += shape.rows
         else:
-            if pos + shape.rows > shape.seeded:
-                pos, tag = 0, tag + 1
-            sql = _update_sql(list(range(base + pos, base + pos + shape.rows)), tag)
-            pos += shape.rows
+            tag += 1  # distinct random rows, each really changed: the engine's update shape
+            sql = _update_sql([base + k for k in rng.sample(range(shape.seeded), shape.rows)], tag)
         conn.query(sql)
         n = conn.affected_rows()
         if not single:
@@ -118,6 +119,10 @@ def _loop(shape: Shape, index: int, start_at: float) -> tuple[int, int, float]:
 
 def run(shape: Shape) -> dict:
     """Run the loop; rows/s from the rows committed inside the timed window."""
+    conn = _connect(shape)
+    conn.query(b"SELECT COALESCE(MAX(id), 0) FROM customers")
+    shape = dataclasses.replace(shape, id_base=int(conn.fetch_row()[0]) + 1)
+    conn.close()
     ctx = mp.get_context("fork")
     out: mp.Queue = ctx.Queue()
     start_at = time.time() + 1.0 + 0.02 * shape.procs + (2.0 if shape.kind == "update" else 0)

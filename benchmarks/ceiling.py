@@ -1,0 +1,166 @@
+"""The engine against the database's ceiling, in one run, on one fresh private server.
+
+Pairs, each run ``--repeat`` times, interleaved (reference, engine, reference, engine...)
+so drift hits both sides alike; binary log ROW on, ``sync_binlog=1`` (configs/mysql/cdc.cnf):
+
+- ``insert100``: ``loadengine run --target-cps max --workers 2 --batch-size 100
+  --mix insert_customer=1`` against the raw 2-process, 100-row multi-row INSERT loop;
+- ``update100``: the same with ``--mix update_customer=1`` against the raw 2-process,
+  100-row multi-row UPDATE loop (random distinct existing rows, the engine's shape);
+- ``single16``: ``--workers 16 --batch-size 1 --mix insert_customer=1`` against sysbench
+  ``oltp_insert --threads=16`` (single-row autocommit INSERTs);
+- ``default100``: the default mix at batch 100, 2 workers (no reference: its rate).
+
+Rates are the rows committed per second of the timed window, as each client counts them
+(the engine's counts are the ones its audit proves). Output: JSON with every run, and
+per pair the median and spread (min-max) and the ratio of medians. Installs sysbench if it
+is missing. Run it with nothing else on the machine.
+
+    .venv/bin/python benchmarks/ceiling.py [--repeat 3] [--seconds 8] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import raw_loop  # noqa: E402
+
+from loadengine import database, embedded, schema_admin  # noqa: E402
+from loadengine.dsn import Dsn  # noqa: E402
+
+ENGINE_CASES = {
+    "insert100": ["--workers", "2", "--batch-size", "100", "--mix", "insert_customer=1"],
+    "update100": ["--workers", "2", "--batch-size", "100", "--mix", "update_customer=1"],
+    "single16": ["--workers", "16", "--batch-size", "1", "--mix", "insert_customer=1"],
+    "default100": ["--workers", "2", "--batch-size", "100"],
+}
+
+
+def engine_run(d: Dsn, case: str, seconds: float, tmp: Path, i: int) -> dict:
+    out = tmp / f"{case}-{i}.json"
+    cmd = [sys.executable, "-m", "loadengine", "run", "--dsn", d.to_url(), "--target-cps", "max"]
+    cmd += ENGINE_CASES[case] + ["--duration", str(int(seconds)), "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"engine {case} failed ({proc.returncode}): {proc.stderr[-1500:]}")
+    doc = orjson.loads(out.read_bytes())
+    s = doc["summary"]
+    cpu = [r["shards_cpu_pct"] + r["coordinator_cpu_pct"] for r in doc["resources"]]
+    engine_cpu_s = sum(cpu) / 100.0 * doc["plan"]["log_interval_s"]["value"]
+    return {
+        "rows_per_s": s["achieved_cps"],
+        "changes": s["changes"],
+        "errors": sum(s["errors_by_class"].values()) if "errors_by_class" in s else None,
+        "p99_ms": s["latency_ms"]["p99"],
+        "engine_cpu_s_per_10k": round(engine_cpu_s / max(1, s["changes"]) * 10_000, 4),
+        "server_row_changes": sum(doc["server"]["row_changes"].values()),
+        "driver": doc["environment"]["driver"],
+    }
+
+
+def sysbench_insert(port: int, threads: int, seconds: float) -> dict:
+    base = [
+        "sysbench", "oltp_insert", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
+        "--mysql-user=root", "--mysql-db=sbtest", "--tables=1", "--table-size=10000",
+    ]  # fmt: skip
+    subprocess.run([*base, "cleanup"], capture_output=True, check=False)
+    subprocess.run([*base, "prepare"], capture_output=True, check=True)
+    out = subprocess.run(
+        [*base, f"--threads={threads}", f"--time={int(seconds)}", "--report-interval=0", "run"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    writes = int(re.search(r"write:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    total_s = float(re.search(r"total time:\s+([\d.]+)s", out).group(1))  # type: ignore[union-attr]
+    return {"rows_per_s": round(writes / total_s, 1), "rows": writes, "time_s": total_s}
+
+
+def raw_run(port: int, kind: str, rows: int, procs: int, seconds: float) -> dict:
+    shape = raw_loop.Shape(kind, rows, procs, seconds, "127.0.0.1", port, "inventory")
+    return raw_loop.run(shape)
+
+
+def spread(xs: list[float]) -> dict:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def ensure_sysbench() -> None:
+    if shutil.which("sysbench"):
+        return
+    subprocess.run(["apt-get", "install", "-y", "-q", "sysbench"], check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--cases", default="insert100,update100,single16,default100")
+    ap.add_argument("--out", default="results/ceiling.json")
+    a = ap.parse_args()
+    ensure_sysbench()
+    server = embedded.start()
+    d = server.dsn("inventory")
+    schema_admin.init(d)
+    conn = database.connect(d)
+    env = database.server_environment(conn)
+    conn.close()
+    env["machine"] = {"cpus": __import__("os").cpu_count(), "platform": platform.platform()}
+    sb = Dsn("root", "", "127.0.0.1", server.port, "sbtest")
+    schema_admin.init(sb)  # creates the database; sysbench adds its table
+    references = {
+        "insert100": lambda: raw_run(server.port, "insert", 100, 2, a.seconds),
+        "update100": lambda: raw_run(server.port, "update", 100, 2, a.seconds),
+        "single16": lambda: sysbench_insert(server.port, 16, a.seconds),
+    }
+    report: dict = {"server": env, "seconds": a.seconds, "repeat": a.repeat, "cases": {}}
+    try:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            for case in a.cases.split(","):
+                eng, ref = [], []
+                for i in range(a.repeat):
+                    if case in references:
+                        ref.append(references[case]())
+                        print(case, "reference", i, ref[-1]["rows_per_s"], flush=True)
+                    eng.append(engine_run(d, case, a.seconds, Path(tmpdir), i))
+                    print(case, "engine", i, eng[-1]["rows_per_s"], flush=True)
+                entry: dict = {
+                    "engine_args": ENGINE_CASES[case],
+                    "engine_rows_per_s": spread([r["rows_per_s"] for r in eng]),
+                    "engine_cpu_s_per_10k": spread([r["engine_cpu_s_per_10k"] for r in eng]),
+                    "engine_runs": eng,
+                }
+                if ref:
+                    entry["reference_rows_per_s"] = spread([r["rows_per_s"] for r in ref])
+                    entry["reference_runs"] = ref
+                    entry["ratio_of_medians"] = round(
+                        entry["engine_rows_per_s"]["median"]
+                        / entry["reference_rows_per_s"]["median"],
+                        3,
+                    )
+                report["cases"][case] = entry
+                print(case, {k: v for k, v in entry.items() if "runs" not in k}, flush=True)
+    finally:
+        server.stop()
+        server.remove()
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(f"written {a.out} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+
+
+if __name__ == "__main__":
+    main()
