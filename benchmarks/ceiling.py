@@ -37,10 +37,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import raw_loop  # noqa: E402
+import raw_loop
 
-from loadengine import database, embedded, schema_admin  # noqa: E402
-from loadengine.dsn import Dsn  # noqa: E402
+from loadengine import database, embedded, schema_admin
+from loadengine.dsn import Dsn
 
 ENGINE_CASES = {
     "insert100": ["--workers", "2", "--batch-size", "100", "--mix", "insert_customer=1"],

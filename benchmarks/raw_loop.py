@@ -51,7 +51,7 @@ class Shape:
     id_base: int = 0  # first free id (set by ``run``)
 
 
-def _connect(shape: Shape):  # noqa: ANN202 - driver object
+def _connect(shape: Shape):
     import mysql.connector
 
     if _mysql_connector is None or not mysql.connector.HAVE_CEXT:
@@ -80,7 +80,7 @@ def _update_sql(ids: list[int], tag: int) -> bytes:
 def _worker(shape: Shape, index: int, start_at: float, out: mp.Queue) -> None:
     try:
         out.put(_loop(shape, index, start_at))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the run
+    except Exception as exc:
         out.put(f"{type(exc).__name__}: {exc}")
 
 
@@ -126,7 +126,9 @@ def run(shape: Shape) -> dict:
     ctx = mp.get_context("fork")
     out: mp.Queue = ctx.Queue()
     start_at = time.time() + 1.0 + 0.02 * shape.procs + (2.0 if shape.kind == "update" else 0)
-    procs = [ctx.Process(target=_worker, args=(shape, i, start_at, out)) for i in range(shape.procs)]
+    procs = [
+        ctx.Process(target=_worker, args=(shape, i, start_at, out)) for i in range(shape.procs)
+    ]
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]

@@ -198,7 +198,8 @@ class Session:
             raise DatabaseError(classify(exc), _safe_message(exc, self._dsn), in_commit) from None
 
     def _run_raw(self, stmts: list[Statement]) -> list[int]:
-        raw, single = self._raw, len(stmts) == 1
+        raw: Any = self._raw
+        single = len(stmts) == 1
         in_commit = single
         try:
             if single != self._autocommit:

@@ -81,7 +81,8 @@ def _tamper_ledger(path: Path, extra_inserts: int, fewer_updates: int) -> None:
     tables = ledger.from_document(doc)
     target = next(t for n, t in tables if n == "customers")
     counts = target.updates
-    k = next(k for k in range(len(counts)) if counts[k] > 0)
+    # A row updated more than once: one update fewer is then a duplicate (not an extra).
+    k = next(k for k in range(len(counts)) if counts[k] > fewer_updates)
     counts[k] -= fewer_updates
     lying = ledger.TableLedger(
         target.shard,

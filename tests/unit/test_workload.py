@@ -243,3 +243,23 @@ def test_empty_counts_build_nothing() -> None:
     stmts, after = build(1, {})
     assert stmts == []
     assert after == KeyCursor(50, 50)
+
+
+def _literal(v: object) -> str:
+    if isinstance(v, int):
+        return str(v)
+    text = str(v)
+    assert "'" not in text and "\\" not in text  # the workload's values need no escaping
+    return f"'{text}'"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_text_is_the_sql_with_its_params_as_literals(seed: int) -> None:
+    counts = {"insert_customer": 5, "insert_order": 3, "update_customer": 4, "update_order": 1}
+    stmts, _ = build(seed, counts)
+    for s in stmts:
+        pieces = s.sql.split("?")
+        rendered = pieces[0] + "".join(
+            _literal(p) + rest for p, rest in zip(s.params, pieces[1:], strict=True)
+        )
+        assert s.text == rendered, s.op
