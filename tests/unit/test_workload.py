@@ -263,3 +263,16 @@ def test_text_is_the_sql_with_its_params_as_literals(seed: int) -> None:
             _literal(p) + rest for p, rest in zip(s.params, pieces[1:], strict=True)
         )
         assert s.text == rendered, s.op
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 10, 25, 100])
+def test_op_counts_in_chunks_equal_the_counts_one_by_one(chunk: int) -> None:
+    mix = (("insert_customer", 3), ("insert_order", 2), ("update_customer", 4), ("update_order", 1))
+    by_chunk, one_by_one = OpSequence(mix), OpSequence(mix)
+    for _ in range(20):
+        got = by_chunk.next_counts(chunk)
+        want: dict[str, int] = {}
+        for _ in range(chunk):
+            for op, n in one_by_one.next_counts(1).items():
+                want[op] = want.get(op, 0) + n
+        assert {k: v for k, v in got.items() if v} == want
