@@ -22,6 +22,7 @@ is missing. Run it with nothing else on the machine.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import shutil
@@ -159,6 +160,16 @@ def write_markdown(report: dict, path: Path) -> None:
     path.write_text(text)
 
 
+def environment(d: Dsn) -> dict:
+    conn = database.connect(d)
+    try:
+        env = database.server_environment(conn)
+    finally:
+        conn.close()
+    env["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    return env
+
+
 def case_entry(case: str, eng: list[dict], ref: list[dict]) -> dict:
     """Medians, spread and the ratio of medians for one case's runs."""
     entry: dict = {
@@ -192,10 +203,7 @@ def main() -> None:
     server = embedded.start()
     d = server.dsn("inventory")
     schema_admin.init(d)
-    conn = database.connect(d)
-    env = database.server_environment(conn)
-    conn.close()
-    env["machine"] = {"cpus": __import__("os").cpu_count(), "platform": platform.platform()}
+    env = environment(d)
     sb = Dsn("root", "", "127.0.0.1", server.port, "sbtest")
     schema_admin.init(sb)  # creates the database; sysbench adds its table
     references = {
