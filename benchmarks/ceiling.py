@@ -26,7 +26,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import raw_loop
+from results_md import RESULTS_MD, spread, write_section
 
 from loadengine import database, embedded, schema_admin
 from loadengine.dsn import Dsn
@@ -96,10 +96,6 @@ def raw_run(port: int, kind: str, rows: int, procs: int, seconds: float) -> dict
     return raw_loop.run(shape)
 
 
-def spread(xs: list[float]) -> dict:
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
-
-
 def ensure_sysbench() -> None:
     if shutil.which("sysbench"):
         return
@@ -119,7 +115,6 @@ def markdown(report: dict) -> str:
     srv, m = report["server"], report["server"]["machine"]
     driver = next(iter(report["cases"].values()))["engine_runs"][0]["driver"]
     lines = [
-        BEGIN,
         "## Ceiling: the engine against a raw loop and sysbench, same run, same server",
         "",
         f"Machine: {m['cpus']} CPUs, {m['platform']}. Server: {srv.get('version')}, "
@@ -145,19 +140,7 @@ def markdown(report: dict) -> str:
             + (f"{ref['median']:,.0f} ({ref['min']:,.0f}-{ref['max']:,.0f})" if ref else "-")
             + f" | {e.get('ratio_of_medians', '-')} |"
         )
-    return "\n".join([*lines, END])
-
-
-def write_markdown(report: dict, path: Path) -> None:
-    """Replace (or append) the generated section of ``path``."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = markdown(report)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    return "\n".join(lines)
 
 
 def environment(d: Dsn) -> dict:
@@ -190,14 +173,16 @@ def case_entry(case: str, eng: list[dict], ref: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--render", default=None, help="only regenerate the Markdown from JSON")
-    ap.add_argument("--markdown", default=str(Path(__file__).parent / "RESULTS.md"))
+    ap.add_argument("--markdown", default=str(RESULTS_MD))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--cases", default="insert100,update100,single16,default100")
     ap.add_argument("--out", default="results/ceiling.json")
     a = ap.parse_args()
     if a.render:
-        write_markdown(orjson.loads(Path(a.render).read_bytes()), Path(a.markdown))
+        write_section(
+            Path(a.markdown), BEGIN, END, markdown(orjson.loads(Path(a.render).read_bytes()))
+        )
         return
     ensure_sysbench()
     server = embedded.start()
@@ -230,7 +215,7 @@ def main() -> None:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     report["finished"] = time.strftime("%Y-%m-%d %H:%M")
     Path(a.out).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    write_markdown(report, Path(a.markdown))
+    write_section(Path(a.markdown), BEGIN, END, markdown(report))
     print(f"written {a.out} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
 

@@ -26,6 +26,10 @@ from pathlib import Path
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_md import RESULTS_MD, write_section
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loadengine import embedded, schema_admin
@@ -65,7 +69,6 @@ def fidelity(doc: dict, target: int) -> dict:
 
 def markdown(report: dict) -> str:
     lines = [
-        BEGIN,
         "## Rate fidelity",
         "",
         f"Command: `.venv/bin/python benchmarks/fidelity.py --repeat {report['repeat']} "
@@ -86,18 +89,7 @@ def markdown(report: dict) -> str:
             f"| {row['target_cps']:,} | {row['batch']} | {statistics.median(ratios):.4f} "
             f"({min(ratios):.4f}-{max(ratios):.4f}) | {min(within):.1%} | {p99:.1f} |"
         )
-    return "\n".join([*lines, END])
-
-
-def write_markdown(report: dict, path: Path) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = markdown(report)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -106,7 +98,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--targets", default="1000,5000,10000,50000,max80")
     ap.add_argument("--out", default="results/fidelity.json")
-    ap.add_argument("--markdown", default=str(Path(__file__).parent / "RESULTS.md"))
+    ap.add_argument("--markdown", default=str(RESULTS_MD))
     a = ap.parse_args()
     server = embedded.start()
     d = server.dsn("inventory")
@@ -131,7 +123,7 @@ def main() -> None:
     report["finished"] = time.strftime("%Y-%m-%d %H:%M")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    write_markdown(report, Path(a.markdown))
+    write_section(Path(a.markdown), BEGIN, END, markdown(report))
     print(f"written {a.out}")
 
 

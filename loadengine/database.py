@@ -175,8 +175,12 @@ class Session:
         self._dsn = dsn
         self._prepared = protocol == "prepared"
         self._cursors: dict[str, Any] = {}
-        self._conn = connect(dsn)
-        self._raw = getattr(self._conn, "_cmysql", None) if not self._prepared else None
+        self._open()
+
+    def _open(self) -> None:
+        self._conn = connect(self._dsn)
+        # The C extension's raw connection object; None for prepared or pure Python.
+        self._raw = None if self._prepared else getattr(self._conn, "_cmysql", None)
         self._autocommit = False
 
     def run_transaction(self, stmts: list[Statement]) -> list[int]:
@@ -222,7 +226,7 @@ class Session:
         ``workload.commit_probe``). Raises ``DatabaseError`` if the server cannot say."""
         try:
             self._set_autocommit_off()
-            rows = query(self._conn, probe.sql.replace("?", "%s"), probe.params)
+            rows = query(self._conn, text_sql(probe.sql), probe.params)
             self._conn.commit()
         except DRIVER_ERRORS as exc:
             self._rollback_quietly()
@@ -246,8 +250,8 @@ class Session:
             self._cursors[stmt.sql] = cur
         if self._prepared:
             cur.execute(stmt.sql, stmt.params)
-        else:  # pure-Python driver: the connector escapes the parameters
-            cur.execute(text_sql(stmt.sql), stmt.params)
+        else:  # pure-Python driver: the same literal text, through a cursor
+            cur.execute(stmt.text)
         return int(cur.rowcount)
 
     def _rollback_quietly(self) -> None:
@@ -256,9 +260,7 @@ class Session:
 
     def reconnect(self) -> None:
         self.close()
-        self._conn = connect(self._dsn)
-        self._raw = getattr(self._conn, "_cmysql", None) if not self._prepared else None
-        self._autocommit = False
+        self._open()
 
     def close(self) -> None:
         for cur in self._cursors.values():

@@ -159,8 +159,7 @@ def update_customers(
     """Distinct rows, each given a new email that is unique (it embeds the row id and tag)."""
     ks = rng.sample(range(existing), n)
     ids = [keys.customer_id(k) for k in ks]
-    sql = statement_sql("update_customer", n)
-    text = sql.replace("?", f"'{tag}'", 1).replace(",".join("?" * n), ",".join(map(str, ids)))
+    sql, text = statement_sql("update_customer", n), _in_list_text("update_customer", ids, tag)
     return Statement(
         "update_customer", "customers", "update", sql, (tag, *ids), n, tuple(ks), text=text
     )
@@ -170,9 +169,15 @@ def update_orders(rng: random.Random, keys: KeySpace, existing: int, n: int) -> 
     """Distinct rows; ``quantity % 100 + 1`` always differs from ``quantity``."""
     ks = rng.sample(range(existing), n)
     ids = [keys.order_number(k) for k in ks]
-    sql = statement_sql("update_order", n)
-    text = sql.replace(",".join("?" * n), ",".join(map(str, ids)))
+    sql, text = statement_sql("update_order", n), _in_list_text("update_order", ids)
     return Statement("update_order", "orders", "update", sql, tuple(ids), n, tuple(ks), text=text)
+
+
+def _in_list_text(op: str, ids: list[int], tag: str = "") -> str:
+    """An update's literal text: its head (the tag as the one literal in its SET, if any)
+    and its ``IN`` list of ids."""
+    head = _SQL_HEADS[op][0].replace("?", f"'{tag}'")
+    return head + ",".join(map(str, ids)) + ")"
 
 
 def build_batch(
