@@ -17,6 +17,7 @@ from typing import Any
 
 from loadengine.messages import ShardFailed, ShardMessage, ShardReady
 from loadengine.plan import ShardPlan
+from loadengine.resources import NodeUsage, ProcessMeter, ShardUsage, node_usage
 
 GO_POLL_S = 0.05
 STOP_POLL_NS = 5_000_000
@@ -49,7 +50,7 @@ def shard_process_main(plan: ShardPlan, out: Any, stop_event: Any, go: Any, star
 def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> None:
     # Imported here: the driver is loaded in the shard process only, after spawn.
     from loadengine.clock import SystemClock, monotonic_from_unix
-    from loadengine.database import Session
+    from loadengine.database import Session, driver_info
     from loadengine.dsn import parse_dsn
     from loadengine.journal import Journal, path_for
     from loadengine.shard import ShardLoop, seed_keys
@@ -60,7 +61,8 @@ def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> Non
         journal = Journal(path_for(plan.journal_dir, plan.index, plan.generation))
     try:
         setup = seed_keys(plan, session) if plan.resume is None else {}
-        out.put(ShardReady(plan.index, os.getpid(), socket.gethostname(), setup))
+        driver = driver_info().implementation
+        out.put(ShardReady(plan.index, os.getpid(), socket.gethostname(), setup, driver))
         while not go.wait(GO_POLL_S):
             if stop():
                 return
@@ -78,7 +80,9 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, node: str | None = None) -> None:
+        self.node = node or socket.gethostname()
+        self._meter = ProcessMeter(self.node)
         self._ctx = mp.get_context("spawn")
         self._queue: Any = self._ctx.Queue()
         self._stop = self._ctx.Event()
@@ -123,6 +127,18 @@ class LocalBackend:
 
     def shard_pids(self) -> dict[int, int]:
         return {i: p.pid for i, p in self._procs.items() if p.pid is not None}
+
+    def usage(self) -> tuple[dict[int, ShardUsage], dict[str, NodeUsage]]:
+        """Shard processes and this machine, measured here (``resources``)."""
+        return self._meter.read(self.shard_pids()), {self.node: node_usage(self.node)}
+
+    def shard_facts(self) -> dict[int, dict[str, object]]:
+        return {i: {"node": self.node} for i in self._procs}
+
+    def settle(self, plan: ShardPlan) -> bool:
+        """A dead shard's journals are already in ``plan.journal_dir`` on this machine,
+        and its process has exited (``exited`` said so)."""
+        return True
 
     def exited(self) -> dict[int, int | None]:
         """Shards whose process has exited, with exit codes."""

@@ -51,6 +51,12 @@ def run(
         str | None, typer.Option(help="Retries per transaction (deadlock, lock wait, lost link)")
     ] = None,
     on_shard_failure: Annotated[str | None, typer.Option(help="abort | restart")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="local (processes) | ray (actors; pip extra [ray])")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="--backend ray: cluster address or 'auto'")
+    ] = None,
     protocol: Annotated[
         str | None, typer.Option(help="text (default) | prepared statements")
     ] = None,
@@ -90,6 +96,8 @@ def run(
         "keep_server": True if keep_server else None,
         "retries": retries,
         "on_shard_failure": on_shard_failure,
+        "backend": backend,
+        "ray_address": ray_address,
         "protocol": protocol,
         "password_file": password_file,
         "ssl_ca": ssl_ca,

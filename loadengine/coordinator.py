@@ -1,7 +1,8 @@
 """The coordinator: start shards, give them one common start, merge their deltas, print.
 
-It talks to shards only through a ``Transport`` (see ``backend_local.LocalBackend``), so
-the same logic can drive shards elsewhere. It never touches the database.
+It talks to shards only through a ``Transport``: ``backend_local.LocalBackend`` (processes
+on this machine) or ``backend_ray.RayBackend`` (Ray actors on a cluster). The logic here
+is the same for both. It never touches the database.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from loadengine.messages import (
 )
 from loadengine.plan import Resume, RunPlan, ShardPlan, window_boundaries
 from loadengine.report import live_line
-from loadengine.resources import ResourceSample
+from loadengine.resources import NodeUsage, ResourceSample, ShardUsage
 from loadengine.schedule import NS_PER_S
 from loadengine.stop import StopFlag
 
@@ -54,6 +55,12 @@ class Transport(Protocol):
     def shard_pids(self) -> dict[int, int]: ...
 
     def exited(self) -> dict[int, int | None]: ...
+
+    def usage(self) -> tuple[dict[int, ShardUsage], dict[str, NodeUsage]]: ...
+
+    def shard_facts(self) -> dict[int, dict[str, object]]: ...
+
+    def settle(self, plan: ShardPlan) -> bool: ...
 
 
 class Watch(Protocol):
@@ -87,6 +94,8 @@ class Outcome:
     ledger: LedgerBook = field(default_factory=lambda: LedgerBook({}))
     started: bool = False
     elapsed_s: float = 0.0
+    backend: str = "local"
+    shard_facts: dict[int, dict[str, object]] = field(default_factory=dict)  # node, clock
 
 
 class Coordinator:
@@ -97,7 +106,9 @@ class Coordinator:
         transport: Transport,
         clock: Clock,
         stop: StopFlag,
-        sample: Callable[[float, dict[int, int]], ResourceSample],
+        sample: Callable[
+            [float, dict[int, ShardUsage], dict[str, NodeUsage]], ResourceSample
+        ],
         emit: Callable[[str], None],
         watch: Watch | None = None,
         recover: Recover | None = None,
@@ -112,12 +123,19 @@ class Coordinator:
         self.out = Outcome(
             ledger=LedgerBook({p.index: p for p in shard_plans}, spool),
             aggregate=Aggregate(boundaries=window_boundaries(plan)),
+            backend=transport.name,
         )
         self._start_ns = 0
         self._next_tick = 1
         self._printed_upto_s = 0
 
     def run(self) -> Outcome:
+        try:
+            return self._run()
+        finally:
+            self.out.shard_facts = self.transport.shard_facts()
+
+    def _run(self) -> Outcome:
         self.transport.launch(self.shard_plans)
         if not self._await_ready():
             self.transport.request_stop()
@@ -187,8 +205,14 @@ class Coordinator:
             self.out.ledger.add(msg)
             self._check_overload(msg.second)
         elif isinstance(msg, ShardReady):
-            self.out.ready[msg.shard] = msg
             add_changes(self.out.setup_changes, msg.setup_changes)
+            prev = self.out.ready.get(msg.shard)
+            if prev is not None:  # a restarted shard: its predecessor did the seeding
+                setup: ChangeCounts = {}
+                add_changes(setup, prev.setup_changes)
+                add_changes(setup, msg.setup_changes)
+                msg = replace(msg, setup_changes=setup)
+            self.out.ready[msg.shard] = msg
         elif isinstance(msg, ShardDone):
             self.out.done[msg.shard] = msg
         elif isinstance(msg, ShardFailed):
@@ -224,7 +248,9 @@ class Coordinator:
 
     def _shard_died(self, shard: int, code: int | None) -> None:
         plan = self._current[shard]
-        second = max(0, self._elapsed_ns() // NS_PER_S) if self.out.started else 0
+        # the second its unreported work is booked to: now, but never past the run's end
+        elapsed_s = self._elapsed_ns() // NS_PER_S if self.out.started else 0
+        second = min(max(0, elapsed_s), max(0, self.plan.total_s - 1))
         reason = f"shard {shard} process exited unexpectedly (exit code {code})"
         last = self.out.aggregate.shards.get(shard)
         record: dict[str, object] = {
@@ -237,7 +263,9 @@ class Coordinator:
             "last_changes": last.change_count if last else 0,
         }
         resume = None
-        if self.recover is not None and self.out.started:
+        if self.recover is not None and self.out.started and not self.transport.settle(plan):
+            record["journal"] = "unreachable (its node is gone): unreported work unknown"
+        elif self.recover is not None and self.out.started:
             delta, resume = self.recover(plan, int(second))
             self._handle(delta)
             record["recovered_changes"] = delta.faults.get("recovered_changes", 0)
@@ -297,7 +325,7 @@ class Coordinator:
             self._print_line(upto_s)
 
     def _print_line(self, upto_s: int) -> None:
-        sample = self.sample(self._elapsed_ns() / NS_PER_S, self.transport.shard_pids())
+        sample = self.sample(self._elapsed_ns() / NS_PER_S, *self.transport.usage())
         self.out.resources.append(sample)
         server = self.watch.server_changes(upto_s - 1) if upto_s else None
         self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server))

@@ -26,6 +26,7 @@ class ShardReady:
     pid: int
     host: str
     setup_changes: ChangeCounts
+    driver: str = ""  # "c-extension" or "pure-python": what this shard's process loaded
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 OPERATIONS: tuple[str, ...] = ("insert_customer", "insert_order", "update_customer", "update_order")
 OVERLOAD_POLICIES: tuple[str, ...] = ("catch-up", "drop", "abort")
 SHARD_FAILURE_POLICIES: tuple[str, ...] = ("abort", "restart")
+BACKENDS: tuple[str, ...] = ("local", "ray")
 DEFAULT_MIX: tuple[tuple[str, int], ...] = (
     ("insert_customer", 20),
     ("insert_order", 30),
@@ -47,6 +48,8 @@ class RunPlan:
     protocol: str = "text"  # "text" or "prepared" (see database.Session)
     retries: int = 3  # per transaction, for deadlock / lock wait / lost connection
     on_shard_failure: str = "abort"  # or "restart"
+    backend: str = "local"  # "local" (processes here) or "ray" (actors on a Ray cluster)
+    ray_address: str | None = None  # Ray cluster address or "auto"; None: a local runtime
     thresholds: tuple[tuple[str, float], ...] = ()  # see loadengine.thresholds
     audit: bool = False  # read the run's binary-log window afterwards and compare
     follow_binlog: bool = False  # tail the binary log during the run (capture lag)

@@ -1,6 +1,10 @@
-"""CPU % and RSS of the coordinator, each shard and the local database server (psutil).
+"""CPU % and RSS: the coordinator, each shard, each node, and the local database server.
 
-CPU % is per process over the interval since the previous sample (100 % = one core).
+CPU % is per process over the interval since the previous reading (100 % = one core).
+A node's CPU % is the whole machine's, on the same scale (200 % = two cores busy).
+Shards and nodes are measured where they run (``ProcessMeter``, ``node_usage``) and
+reach the coordinator through the backend; the coordinator measures itself and the
+database server (``Sampler``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,26 @@ import psutil
 
 
 @dataclass(frozen=True, slots=True)
+class ShardUsage:
+    """One shard's process, measured on its own node."""
+
+    node: str
+    pid: int
+    cpu_pct: float
+    rss_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUsage:
+    """One machine running shards: all of its CPU and memory, not only the engine's."""
+
+    node: str
+    cpu_pct: float
+    ram_used_bytes: int
+    ram_total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceSample:
     t_s: float
     coordinator_cpu_pct: float
@@ -22,56 +46,83 @@ class ResourceSample:
     per_shard_cpu_pct: tuple[float, ...]
     db_cpu_pct: float | None
     db_rss_bytes: int | None
+    per_shard_rss_bytes: tuple[int, ...] = ()
+    nodes: tuple[NodeUsage, ...] = ()
+
+
+def _open(pid: int | None) -> psutil.Process | None:
+    if pid is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        proc.cpu_percent(None)
+        return proc
+    except psutil.Error:
+        return None
+
+
+def _read(proc: psutil.Process | None) -> tuple[float, int] | None:
+    if proc is None:
+        return None
+    with contextlib.suppress(psutil.Error):
+        return proc.cpu_percent(None), proc.memory_info().rss
+    return None
+
+
+class ProcessMeter:
+    """psutil handles for shard processes on this node, kept so that CPU % is measured
+    between consecutive readings."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._procs: dict[int, psutil.Process] = {}
+
+    def read(self, pids: dict[int, int]) -> dict[int, ShardUsage]:
+        out: dict[int, ShardUsage] = {}
+        for shard, pid in pids.items():
+            proc = self._procs.get(shard)
+            if proc is None or proc.pid != pid:
+                proc = _open(pid)
+                if proc is None:
+                    continue
+                self._procs[shard] = proc
+            cpu, rss = _read(proc) or (0.0, 0)
+            out[shard] = ShardUsage(self.node, pid, round(cpu, 1), rss)
+        return out
+
+
+def node_usage(node: str) -> NodeUsage:
+    """This machine's CPU % since the previous call (first call: since boot) and RAM."""
+    mem = psutil.virtual_memory()
+    cpu = psutil.cpu_percent(None) * (psutil.cpu_count() or 1)
+    return NodeUsage(node, round(cpu, 1), mem.total - mem.available, mem.total)
 
 
 class Sampler:
-    """Holds psutil handles so that CPU % is measured between consecutive samples."""
+    """The coordinator's own process and the local database server, plus what the
+    backend measured on the shards' nodes."""
 
     def __init__(self, db_pid: int | None) -> None:
-        self._me = psutil.Process(os.getpid())
-        self._me.cpu_percent(None)
-        self._shards: dict[int, psutil.Process] = {}
-        self._db = self._open(db_pid)
+        self._me = _open(os.getpid())
+        self._db = _open(db_pid)
 
-    @staticmethod
-    def _open(pid: int | None) -> psutil.Process | None:
-        if pid is None:
-            return None
-        try:
-            proc = psutil.Process(pid)
-            proc.cpu_percent(None)
-            return proc
-        except psutil.Error:
-            return None
-
-    def watch_shards(self, pids: dict[int, int]) -> None:
-        for shard, pid in pids.items():
-            if shard not in self._shards:
-                proc = self._open(pid)
-                if proc is not None:
-                    self._shards[shard] = proc
-
-    @staticmethod
-    def _read(proc: psutil.Process | None) -> tuple[float, int] | None:
-        if proc is None:
-            return None
-        with contextlib.suppress(psutil.Error):
-            return proc.cpu_percent(None), proc.memory_info().rss
-        return None
-
-    def sample(self, t_s: float) -> ResourceSample:
-        me = self._read(self._me) or (0.0, 0)
-        shards = [self._read(p) or (0.0, 0) for _, p in sorted(self._shards.items())]
-        db = self._read(self._db)
+    def sample(
+        self, t_s: float, shards: dict[int, ShardUsage], nodes: dict[str, NodeUsage]
+    ) -> ResourceSample:
+        me = _read(self._me) or (0.0, 0)
+        db = _read(self._db)
+        ordered = [shards[i] for i in sorted(shards)]
         return ResourceSample(
             t_s=round(t_s, 3),
             coordinator_cpu_pct=round(me[0], 1),
             coordinator_rss_bytes=me[1],
-            shards_cpu_pct=round(sum(c for c, _ in shards), 1),
-            shards_rss_bytes=sum(r for _, r in shards),
-            per_shard_cpu_pct=tuple(round(c, 1) for c, _ in shards),
+            shards_cpu_pct=round(sum(u.cpu_pct for u in ordered), 1),
+            shards_rss_bytes=sum(u.rss_bytes for u in ordered),
+            per_shard_cpu_pct=tuple(u.cpu_pct for u in ordered),
             db_cpu_pct=None if db is None else round(db[0], 1),
             db_rss_bytes=None if db is None else db[1],
+            per_shard_rss_bytes=tuple(u.rss_bytes for u in ordered),
+            nodes=tuple(nodes[n] for n in sorted(nodes)),
         )
 
 

@@ -246,16 +246,32 @@ def _recoverer(ctx: RunContext, dsn: Dsn) -> Any:
     return recover
 
 
+def _check_backend(ctx: RunContext) -> None:
+    if ctx.plan.backend == "ray":
+        from loadengine import backend_ray
+
+        try:
+            backend_ray.check_installed()
+        except backend_ray.RayUnavailable as exc:
+            raise RunError(str(exc), EXIT_USAGE) from None
+
+
+def _backend(ctx: RunContext) -> Any:
+    if ctx.plan.backend == "local":
+        return LocalBackend()
+    from loadengine import backend_ray  # Ray is an optional extra, loaded only here
+
+    try:
+        return backend_ray.RayBackend(ctx.plan.ray_address, ctx.plan.workers)
+    except backend_ray.RayUnavailable as exc:
+        raise RunError(str(exc), EXIT_USAGE if exc.usage else EXIT_FAILED) from None
+
+
 def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str], None]) -> None:
-    backend = LocalBackend()
     ctx.work_dir = tempfile.mkdtemp(prefix="loadengine-run-")  # journals, ledger spool
+    backend = _backend(ctx)
     plans = [dataclasses.replace(p, journal_dir=ctx.work_dir) for p in plans]
     sampler = Sampler(ctx.server.get("pid"))
-
-    def sample(t_s: float, pids: dict[int, int]) -> Any:
-        sampler.watch_shards(pids)
-        return sampler.sample(t_s)
-
     flavor = ctx.environment.get("server", {}).get("flavor", "mariadb")
     ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.get("binlog_start"), flavor)
     coord = Coordinator(
@@ -264,7 +280,7 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
         backend,
         SystemClock(),
         ctx.stop,
-        sample,
+        sampler.sample,
         say,
         ctx.watch,
         _recoverer(ctx, dsn),
@@ -274,6 +290,9 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
         coord.run()
     finally:
         backend.close(5.0)
+    drivers = {r.driver for r in coord.out.ready.values()} - {"c-extension"}
+    if drivers:
+        say(f"WARNING: shards ran the {', '.join(sorted(drivers))} driver, not the C extension")
 
 
 def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
@@ -287,6 +306,7 @@ def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
         results.check_writable(output)
     except results.ResultsPathError as exc:
         raise RunError(str(exc), EXIT_USAGE) from None
+    _check_backend(ctx)
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)

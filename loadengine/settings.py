@@ -17,6 +17,7 @@ from typing import Any
 from loadengine import thresholds
 from loadengine.dsn import DsnError, dsn_from_parts, parse_dsn
 from loadengine.plan import (
+    BACKENDS,
     DEFAULT_MIX,
     OPERATIONS,
     OVERLOAD_POLICIES,
@@ -61,6 +62,8 @@ FIELDS: tuple[Field, ...] = (
     Field("protocol", "--protocol", ("LOADENGINE_PROTOCOL",), "text"),
     Field("retries", "--retries", ("LOADENGINE_RETRIES",), 3),
     Field("on_shard_failure", "--on-shard-failure", ("LOADENGINE_ON_SHARD_FAILURE",), "abort"),
+    Field("backend", "--backend", ("LOADENGINE_BACKEND",), "local"),
+    Field("ray_address", "--ray-address", ("LOADENGINE_RAY_ADDRESS",), None),
     Field("password_file", "--password-file", ("LOADENGINE_PASSWORD_FILE",), None),
     Field("ssl_ca", "--ssl-ca", ("LOADENGINE_SSL_CA",), None),
     Field("ssl_cert", "--ssl-cert", ("LOADENGINE_SSL_CERT",), None),
@@ -357,6 +360,15 @@ def _finish(
             f"{fl('on_shard_failure')} {on_shard_failure!r}: allowed: "
             f"{', '.join(SHARD_FAILURE_POLICIES)}"
         )
+    backend = str(values["backend"])
+    if backend not in BACKENDS:
+        raise SettingsError(f"{fl('backend')} {backend!r}: allowed: {', '.join(BACKENDS)}")
+    ray_address = values["ray_address"]
+    if ray_address is not None and backend != "ray":
+        raise SettingsError(
+            f"{fl('ray_address')} {ray_address!r}: only with --backend ray (an address of a "
+            "Ray cluster, or 'auto')"
+        )
     dsn = values["dsn"]
     if dsn is not None:
         try:
@@ -379,6 +391,8 @@ def _finish(
         retries=_int(fl("retries"), values["retries"], 0, "from 0 to 100", maximum=100),
         on_shard_failure=on_shard_failure,
         protocol=protocol,
+        backend=backend,
+        ray_address=None if ray_address is None else str(ray_address),
         thresholds=_thresholds(values, fl),
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),

@@ -76,6 +76,10 @@ CASES: dict[str, Case] = {
     "shard-failure-unknown": Case(
         ["--on-shard-failure", "maybe"], ["--on-shard-failure 'maybe'", "abort, restart"]
     ),
+    "backend-unknown": Case(["--backend", "k8s"], ["--backend 'k8s'", "allowed: local, ray"]),
+    "ray-address-without-ray": Case(
+        ["--ray-address", "auto"], ["--ray-address 'auto'", "only with --backend ray"]
+    ),
     "retries-negative": Case(["--retries", "-1"], ["--retries '-1'", "from 0 to 100"]),
     "mix-negative-weight": Case(
         ["--mix", "insert_customer=-1,update_order=2"], ["--mix insert_customer '-1'", ">= 0"]
@@ -195,3 +199,23 @@ def test_bad_input_exits_2_with_one_error_line(results: dict[str, Result], name:
         assert fragment in lines[0]
     assert PASSWORD not in r.stderr + r.stdout
     assert r.stdout == ""
+
+
+def test_ray_backend_without_the_extra_names_the_install(tmp_path: Path) -> None:
+    """With Ray not importable, ``--backend ray`` says how to add it, before any work."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text("import sys\nsys.modules['ray'] = None\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
+    env["PYTHONPATH"] = str(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadengine", "run", "--backend", "ray", "--dsn", SAFE_DSN],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "error: --backend ray needs Ray: pip install 'loadengine[ray]'"
+    assert "Traceback" not in proc.stdout + proc.stderr
