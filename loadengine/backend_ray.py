@@ -389,8 +389,9 @@ class RayBackend:
             return
         task = self._ray.remote(num_cpus=0, max_retries=0)(remove_on_node)
         refs = [
-            task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
-            .remote(directory)
+            task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(
+                directory
+            )
             for n in nodes
         ]
         with contextlib.suppress(Exception):

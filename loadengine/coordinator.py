@@ -106,9 +106,7 @@ class Coordinator:
         transport: Transport,
         clock: Clock,
         stop: StopFlag,
-        sample: Callable[
-            [float, dict[int, ShardUsage], dict[str, NodeUsage]], ResourceSample
-        ],
+        sample: Callable[[float, dict[int, ShardUsage], dict[str, NodeUsage]], ResourceSample],
         emit: Callable[[str], None],
         watch: Watch | None = None,
         recover: Recover | None = None,

@@ -102,7 +102,7 @@ def test_ray_shard_actor_killed_restarts_books_exact(dsn: Dsn, tmp_path: Path) -
     assert restarted["generation"] == 1
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_nodes() -> Iterator[str]:
     """A Ray cluster of two nodes (two raylets) on this machine, one CPU each."""
     from ray.cluster_utils import Cluster

@@ -55,7 +55,8 @@ CASES: dict[str, Case] = {
         ["--profile 'no-such-profile'", "no such profile", "known: high-load, medium"],
     ),
     "profile-unknown-key": Case(
-        ["--profile", "{tmp}/bad.toml"], ["unknown key 'colour'", "allowed: audit, batch_size"]
+        ["--profile", "{tmp}/bad.toml"],
+        ["unknown key 'colour'", "allowed: audit, backend, batch_size"],
     ),
     "workers-over-target": Case(
         ["--target-cps", "3", "--workers", "4"], ["--workers 4", "exceeds the target of 3 CPS"]

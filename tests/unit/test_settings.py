@@ -48,6 +48,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         "max_error_rate": "default",
         "max_capture_lag_ms": "default",
         "on_shard_failure": "default",
+        "backend": "default",
+        "ray_address": "default",
         "password_file": "default",
         "ssl_ca": "default",
         "ssl_cert": "default",
@@ -373,7 +375,7 @@ ERROR_CASES: list[tuple[str, dict[str, Any], dict[str, str], str | None, list[st
         {},
         {},
         'PROFILE:target_cps = 10\ncolour = "red"\n',
-        ["unknown key 'colour'", "allowed: audit, batch_size, description, dsn, duration"],
+        ["unknown key 'colour'", "allowed: audit, backend, batch_size, description, dsn, duration"],
     ),
     ("profile-bad-toml", {}, {}, "PROFILE:target_cps = [\n", ["not valid TOML"]),
     (
@@ -419,3 +421,10 @@ def test_bad_input_raises_one_line_settings_error(
 
 def test_settings_error_is_a_value_error() -> None:
     assert issubclass(SettingsError, ValueError)
+
+
+def test_backend_ray_with_address_resolves() -> None:
+    plan = resolve({"backend": "ray", "ray_address": "auto"}, {})
+    assert (plan.backend, plan.ray_address) == ("ray", "auto")
+    assert resolve({}, {"LOADENGINE_BACKEND": "ray"}).backend == "ray"
+    assert resolve({}, {}).backend == "local"
