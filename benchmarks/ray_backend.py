@@ -6,7 +6,7 @@ On one fresh private server (binary log on, ``sync_binlog=1``) it runs, interlea
 - ``max``: ``--target-cps max --workers 2 --batch-size 100`` (default mix) on the local
   backend, then on the Ray backend (a local Ray runtime it starts per run, as a user's
   ``loadengine run --backend ray`` does). Bar: Ray >= 0.9x local (medians).
-- ``10K``: ``--target-cps 10000 --workers 2 --batch-size 10`` on each. Bar: Ray's
+- ``10K``: ``--target-cps 10000 --workers 2 --batch-size 100`` on each. Bar: Ray's
   efficiency (committed / planned) >= 99 %.
 
 Rows/s are the engine's committed counts; every run's ``server.row_changes`` is checked to
@@ -42,7 +42,7 @@ BEGIN, END = (
 )
 CASES = {
     "max": ["--target-cps", "max", "--workers", "2", "--batch-size", "100"],
-    "10K": ["--target-cps", "10000", "--workers", "2", "--batch-size", "10"],
+    "10K": ["--target-cps", "10000", "--workers", "2", "--batch-size", "100"],
 }
 
 
@@ -83,7 +83,7 @@ def summarize(rows: list[dict]) -> dict:
             picked = [r for r in rows if r["case"] == case and r["backend"] == backend]
             out[f"{case}/{backend}"] = {
                 "achieved_cps": spread([r["achieved_cps"] for r in picked]),
-                "efficiency": spread([r["efficiency"] for r in picked]),
+                "efficiency": spread([r["efficiency"] or 0.0 for r in picked]),
                 "p99_ms": spread([r["p99_ms"] for r in picked]),
                 "coordinator_cpu_pct": spread([r["coordinator_cpu_pct"] for r in picked]),
             }
@@ -112,7 +112,7 @@ def markdown(report: dict) -> str:
         "| case | backend | achieved CPS | efficiency | p99 ms | coordinator CPU % |",
         "|---|---|---|---|---|---|",
     ]
-    for case, label in (("max", "max, batch 100"), ("10K", "10,000 CPS, batch 10")):
+    for case, label in (("max", "max, batch 100"), ("10K", "10,000 CPS, batch 100")):
         for backend in ("local", "ray"):
             s = sm[f"{case}/{backend}"]
             lines.append(
