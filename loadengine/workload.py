@@ -18,6 +18,7 @@ FIRST_NAMES = ("Sally", "George", "Edward", "Anne", "Maria", "Ken", "Priya", "Om
 LAST_NAMES = ("Thomas", "Bailey", "Walker", "Kretchmar", "Garcia", "Ito", "Rao", "Haddad", "Berg")
 EMAIL_DOMAIN = "loadengine.test"
 ORDER_ORDER = ("insert_customer", "insert_order", "update_customer", "update_order")
+ORDER_DATES = tuple(f"2026-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 29))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +133,21 @@ def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -
 def insert_orders(
     rng: random.Random, keys: KeySpace, first_k: int, n: int, customers: int
 ) -> Statement:
+    """Orders of existing customers; dates, quantities and products uniform. Indices are
+    drawn as ``int(random() * n)``: ``randrange`` costs several Python calls per draw."""
     params: list[object] = []
     rows: list[str] = []
-    for k in range(first_k, first_k + n):
-        number = keys.order_number(k)
-        date = f"2026-{1 + rng.randrange(12):02d}-{1 + rng.randrange(28):02d}"
-        purchaser = keys.customer_id(rng.randrange(customers))
-        quantity, product = 1 + rng.randrange(10), rng.choice(PRODUCT_IDS)
-        params += [number, date, purchaser, quantity, product]
+    rand, n_dates, n_products = rng.random, len(ORDER_DATES), len(PRODUCT_IDS)
+    c_base, o_base, stride = (
+        keys.customer_first + keys.index,
+        keys.order_first + keys.index,
+        keys.stride,
+    )
+    for number in range(o_base + first_k * stride, o_base + (first_k + n) * stride, stride):
+        date = ORDER_DATES[int(rand() * n_dates)]
+        purchaser = c_base + int(rand() * customers) * stride
+        quantity, product = 1 + int(rand() * 10), PRODUCT_IDS[int(rand() * n_products)]
+        params += (number, date, purchaser, quantity, product)
         rows.append(f"({number},'{date}',{purchaser},{quantity},{product})")
     return Statement(
         "insert_order",
@@ -153,11 +161,26 @@ def insert_orders(
     )
 
 
+def distinct_indices(rng: random.Random, population: int, n: int) -> list[int]:
+    """``n`` distinct indices below ``population``, uniformly, in draw order. Rejection
+    with ``int(random() * population)`` while the sample is sparse (``random.sample``
+    draws through several Python calls per index); ``random.sample`` when dense."""
+    if n * 4 > population:
+        return rng.sample(range(population), n)
+    rand, seen, out = rng.random, set(), list[int]()
+    while len(out) < n:
+        k = int(rand() * population)
+        if k not in seen:
+            seen.add(k)
+            out.append(k)
+    return out
+
+
 def update_customers(
     rng: random.Random, keys: KeySpace, existing: int, n: int, tag: str
 ) -> Statement:
     """Distinct rows, each given a new email that is unique (it embeds the row id and tag)."""
-    ks = rng.sample(range(existing), n)
+    ks = distinct_indices(rng, existing, n)
     ids = [keys.customer_id(k) for k in ks]
     sql, text = statement_sql("update_customer", n), _in_list_text("update_customer", ids, tag)
     return Statement(
@@ -167,7 +190,7 @@ def update_customers(
 
 def update_orders(rng: random.Random, keys: KeySpace, existing: int, n: int) -> Statement:
     """Distinct rows; ``quantity % 100 + 1`` always differs from ``quantity``."""
-    ks = rng.sample(range(existing), n)
+    ks = distinct_indices(rng, existing, n)
     ids = [keys.order_number(k) for k in ks]
     sql, text = statement_sql("update_order", n), _in_list_text("update_order", ids)
     return Statement("update_order", "orders", "update", sql, tuple(ids), n, tuple(ks), text=text)

@@ -8,11 +8,14 @@ import pytest
 
 from loadengine.plan import DEFAULT_MIX, KeySpace
 from loadengine.workload import (
+    ORDER_DATES,
     ORDER_ORDER,
     KeyCursor,
     OpSequence,
     Statement,
     build_batch,
+    distinct_indices,
+    insert_orders,
 )
 
 KEYS = KeySpace(
@@ -276,3 +279,28 @@ def test_op_counts_in_chunks_equal_the_counts_one_by_one(chunk: int) -> None:
             for op, n in one_by_one.next_counts(1).items():
                 want[op] = want.get(op, 0) + n
         assert {k: v for k, v in got.items() if v} == want
+
+
+@pytest.mark.parametrize(("population", "n"), [(10, 10), (10, 3), (1000, 100), (100_000, 100)])
+def test_distinct_indices_are_distinct_and_in_range(population: int, n: int) -> None:
+    rng = random.Random(population + n)
+    for _ in range(50):
+        ks = distinct_indices(rng, population, n)
+        assert len(ks) == n == len(set(ks))
+        assert all(0 <= k < population for k in ks)
+
+
+def test_distinct_indices_cover_the_population_evenly() -> None:
+    rng = random.Random(5)
+    hits = [0] * 20
+    for _ in range(20_000):
+        for k in distinct_indices(rng, 20, 2):
+            hits[k] += 1
+    assert min(hits) > 0.85 * 2000 and max(hits) < 1.15 * 2000  # 2,000 expected each
+
+
+def test_order_dates_are_the_336_days_uniformly_drawn() -> None:
+    assert len(ORDER_DATES) == 12 * 28 == len(set(ORDER_DATES))
+    stmt = insert_orders(random.Random(1), KeySpace(1, 10_001, 0, 1, 0, 0), 0, 3000, 50)
+    dates = stmt.params[1::5]
+    assert set(dates) <= set(ORDER_DATES) and len(set(dates)) > 300
