@@ -42,9 +42,9 @@ BEGIN, END = (
 )
 
 
-def run(url: str, target: str, seconds: int, batch: int, out: Path) -> dict:
+def run(url: str, target: str, seconds: int, batch: int, workers: int, out: Path) -> dict:
     cmd = [sys.executable, "-m", "loadengine", "run", "--dsn", url, "--target-cps", target]
-    cmd += ["--duration", str(seconds), "--batch-size", str(batch), "--workers", "2"]
+    cmd += ["--duration", str(seconds), "--batch-size", str(batch), "--workers", str(workers)]
     cmd += ["--output", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -74,7 +74,8 @@ def markdown(report: dict) -> str:
         "## Rate fidelity",
         "",
         f"Command: `.venv/bin/python benchmarks/fidelity.py --repeat {report['repeat']} "
-        f"--seconds {report['seconds']}` ({report['finished']}); 2 workers, default mix, "
+        f"--seconds {report['seconds']} --workers {report['workers']}` ({report['finished']}); "
+        f"{report['workers']} workers, default mix, "
         f"binary log on, `sync_binlog=1`. Measured maximum (batch 100): "
         f"{report['max_cps']:,.0f} CPS. Bars: overall within +-0.5 %, >= 99 % of steady "
         "seconds within +-2 %.",
@@ -103,16 +104,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--targets", default="100,1000,5000,10000,50000,max80")
+    ap.add_argument("--workers", type=int, default=4, help="4: the engine's default here")
     ap.add_argument("--out", default="results/fidelity.json")
     ap.add_argument("--markdown", default=str(RESULTS_MD))
     a = ap.parse_args()
     server = embedded.start()
     d = server.dsn("inventory")
     schema_admin.init(d)
-    report: dict = {"repeat": a.repeat, "seconds": a.seconds, "targets": []}
+    report: dict = {"repeat": a.repeat, "seconds": a.seconds, "workers": a.workers}
+    report["targets"] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            top = run(d.to_url(), "max", 10, 100, Path(tmp) / "max.json")
+            top = run(d.to_url(), "max", 10, 100, a.workers, Path(tmp) / "max.json")
             report["max_cps"] = top["summary"]["achieved_cps"]
             ceiling = int(report["max_cps"] * 0.8)
             for name in a.targets.split(","):
@@ -124,7 +127,8 @@ def main() -> None:
                 batch = 10 if target <= 10_000 else 100
                 runs = []
                 for i in range(a.repeat):
-                    doc = run(d.to_url(), str(target), a.seconds, batch, Path(tmp) / f"{i}.json")
+                    out = Path(tmp) / f"{i}.json"
+                    doc = run(d.to_url(), str(target), a.seconds, batch, a.workers, out)
                     runs.append(fidelity(doc, target))
                     print(target, runs[-1], flush=True)
                 report["targets"].append({"target_cps": target, "batch": batch, "runs": runs})
