@@ -140,6 +140,7 @@ class ShardPlan:
     journal_dir: str | None = None
     generation: int = 0  # 0 for the first process of a shard, +1 per restart
     resume: Resume | None = None
+    phase: float = 0.0  # index/count: staggers the shards' batches (see schedule)
 
 
 def window_boundaries(plan: RunPlan) -> tuple[int, ...]:
@@ -211,6 +212,7 @@ def shard_plans(
                 dsn=dsn,
                 retries=plan.retries,
                 protocol=plan.protocol,
+                phase=i / plan.workers,
             )
         )
     return out

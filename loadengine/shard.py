@@ -161,7 +161,7 @@ class ShardLoop:
             stop,
             clock,
         )
-        self.schedule = Schedule(plan.steps, plan.batch_size) if plan.steps else None
+        self.schedule = Schedule(plan.steps, plan.batch_size, plan.phase) if plan.steps else None
         self.rng = random.Random(plan.seed + 7919 * plan.generation)
         self.ops = OpSequence(plan.mix)
         self.cursor = KeyCursor(plan.keys.seeded_customers, plan.keys.seeded_orders)

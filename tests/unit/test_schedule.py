@@ -9,6 +9,7 @@ import pytest
 from loadengine.schedule import NS_PER_S, Schedule, next_batch
 
 MS = 1_000_000
+S = 1_000_000_000
 
 
 # --- offsets and batch sizes -------------------------------------------------------------
@@ -217,7 +218,8 @@ def _random_schedules(count: int, seed: int, allow_zero: bool) -> list[Schedule]
     out = []
     for _ in range(count):
         steps = tuple((rng.choice(rates), rng.randint(1, 4)) for _ in range(rng.randint(1, 4)))
-        out.append(Schedule(steps, rng.randint(1, 12)))
+        phase = rng.choice([0.0, rng.random(), 0.999999])
+        out.append(Schedule(steps, rng.randint(1, 12), phase))
     return out
 
 
@@ -248,3 +250,33 @@ def test_property_each_batch_is_due_from_its_offset() -> None:
             assert s.due_changes(o - 1) <= changes_before < s.due_changes(o + 1)
             changes_before += s.changes_in(b)
         assert s.due_changes(s.total_s * NS_PER_S) == s.total_changes
+
+
+def test_phase_shifts_every_batch_by_a_fraction_of_its_interval() -> None:
+    plain, shifted = Schedule(((10, 2),), 5), Schedule(((10, 2),), 5, 0.25)
+    assert [shifted.offset_ns(b) - plain.offset_ns(b) for b in range(4)] == [125 * MS] * 4
+    assert shifted.due_changes(124 * MS) == 0 and shifted.due_changes(125 * MS) == 1
+    assert shifted.batch_due_at(1 * S - 1) == 1 and shifted.batch_due_at(625 * MS) == 1
+
+
+def test_phase_never_pushes_a_short_last_batch_out_of_its_step() -> None:
+    # 7 changes in batches of 5: the short last batch is due at 5/7 s; a phase of 0.9 of
+    # the 5/7 s interval would put it at 1.36 s, past the step
+    s = Schedule(((7, 1), (10, 1)), 5, 0.9)
+    assert s.offset_ns(1) < 1 * S <= s.offset_ns(2)
+
+
+def test_staggered_shards_put_the_same_number_of_batches_in_every_second() -> None:
+    # 4 shards at 25 CPS in batches of 10: 2.5 batches a second each
+    same = [Schedule(((25, 4),), 10) for _ in range(4)]
+    staggered = [Schedule(((25, 4),), 10, i / 4) for i in range(4)]
+
+    def per_second(scheds: list[Schedule]) -> list[int]:
+        out = [0] * 4
+        for sc in scheds:
+            for b in range(sc.batch_count):
+                out[sc.offset_ns(b) // S] += sc.changes_in(b)
+        return out
+
+    assert per_second(same) == [120, 80, 120, 80]
+    assert per_second(staggered) == [100, 100, 100, 100]

@@ -149,7 +149,10 @@ def test_ramp_shard_with_warmup_follows_each_step() -> None:
     plan = shard_plan(((30, 1), (60, 1)), batch_size=5, workers=3, warmup_s=1, index=1)
     assert plan.steps == ((10, 1), (10, 1), (20, 1))
     ex, deltas, done = run_loop(plan)
-    assert ex.offsets_ms == [0, 500, 1000, 1500, 2000, 2250, 2500, 2750]
+    # shard 1 of 3 is staggered by a third of its batch interval (500 ms, then 250 ms)
+    expected = [0, 500, 1000, 1500, 2000, 2250, 2500, 2750]
+    shifts = [500 / 3] * 4 + [250 / 3] * 4
+    assert ex.offsets_ms == pytest.approx([e + d for e, d in zip(expected, shifts, strict=True)])
     assert ex.rows == [5] * 8
     assert change_counts(deltas) == [10, 10, 20]
     assert done == ShardDone(1, stopped_early=False, unsent_changes=0)
