@@ -139,6 +139,8 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
     achieved = measured / window_s if window_s > 0 else 0.0
     measured_end_s = plan.warmup_s + int(window_s)  # == total_s for a completed run
     expected = sum(plan.target_at(s) or 0 for s in range(plan.warmup_s, measured_end_s))
+    # a stopped run's last, partial second counts in ``measured``: plan its part of it too
+    expected += (window_s - int(window_s)) * (plan.target_at(measured_end_s) or 0)
     lat = agg.latency_between(plan.warmup_s, 10**9)
     service = agg.service_between(plan.warmup_s, 10**9)
     return {

@@ -43,6 +43,8 @@ def test_signal_mid_run_writes_interrupted_results(
     assert doc["status"] == "interrupted"
     s = doc["summary"]
     assert 500 <= s["changes"] < 15_000
+    # the partial last second is planned as well as counted: efficiency = achieved / target
+    assert s["efficiency"] == pytest.approx(s["achieved_cps"] / 500, abs=0.002)
     # nothing miscounted: the server saw exactly what the engine reports as committed
     assert sum(doc["server"]["row_changes"].values()) == s["changes"] + s["setup_changes_total"]
 
