@@ -138,7 +138,7 @@ def _summary(plan: RunPlan, out: Outcome) -> dict[str, Any]:
     window_s = _measured_window_s(plan, out)
     achieved = measured / window_s if window_s > 0 else 0.0
     measured_end_s = plan.warmup_s + int(window_s)  # == total_s for a completed run
-    expected = sum(plan.target_at(s) or 0 for s in range(plan.warmup_s, measured_end_s))
+    expected: float = sum(plan.target_at(s) or 0 for s in range(plan.warmup_s, measured_end_s))
     # a stopped run's last, partial second counts in ``measured``: plan its part of it too
     expected += (window_s - int(window_s)) * (plan.target_at(measured_end_s) or 0)
     lat = agg.latency_between(plan.warmup_s, 10**9)
