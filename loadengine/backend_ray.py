@@ -13,7 +13,8 @@ coordinator, the shard loop, planning and results do not know which one carries 
   each: Ray puts them on as many nodes as it can, never more shards on a node than it
   has CPUs. ``--workers`` beyond the cluster's free CPUs is refused before the start.
 - **Messages.** One ``Mailbox`` actor collects every shard's ``messages`` objects; the
-  coordinator takes them all with one call per poll.
+  coordinator keeps one ``take`` call outstanding, which returns everything as soon as
+  anything arrives.
 - **Common start.** The coordinator measures each actor's wall clock against its own
   once (one round trip: offset = remote - midpoint, error bound = half the round trip)
   and sends each shard the common start instant in that node's clock. The skew between
@@ -49,6 +50,8 @@ RELAY_POLL_S = 0.02
 SETTLE_TIMEOUT_S = 10.0
 USAGE_TIMEOUT_S = 0.5
 CALL_TIMEOUT_S = 30.0
+TAKE_WAIT_S = 1.0
+LAST_WORDS_WAIT_S = 0.5
 
 
 class RayUnavailable(Exception):
@@ -230,6 +233,7 @@ class RayBackend:
         self._history: dict[int, list[list[Any]]] = {}
         self._journal_dir: str | None = None
         self._start_unix_ns: int | None = None
+        self._take: Any = None  # the outstanding Mailbox.take call
         self._dir_nodes: set[str] = set()  # nodes where an actor made the journal directory
 
     # -- starting ----------------------------------------------------------------------
@@ -298,9 +302,19 @@ class RayBackend:
     # -- running -----------------------------------------------------------------------
 
     def poll(self, timeout_s: float) -> list[ShardMessage]:
-        msgs: list[ShardMessage] = self._ray.get(
-            self._mailbox.take.remote(timeout_s), timeout=CALL_TIMEOUT_S
-        )
+        """Messages that arrived, waiting up to ``timeout_s`` for one. One ``take`` call is
+        kept outstanding (it returns as soon as anything arrives, or after ``TAKE_WAIT_S``),
+        so an idle poll costs a local wait, not a remote call every 50 ms. A zero timeout
+        (the coordinator asking for a dead shard's last words) waits for the call in
+        flight a little, since a message already in the mailbox is already on its way."""
+        if self._take is None:
+            self._take = self._mailbox.take.remote(TAKE_WAIT_S)
+        wait_s = timeout_s if timeout_s > 0 else LAST_WORDS_WAIT_S
+        ready, _ = self._ray.wait([self._take], timeout=wait_s)
+        if not ready:
+            return []
+        msgs: list[ShardMessage] = self._ray.get(self._take)
+        self._take = None
         for msg in msgs:
             if isinstance(msg, ShardReady):
                 self._pids[msg.shard] = msg.pid
