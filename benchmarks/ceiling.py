@@ -79,28 +79,11 @@ def engine_run(d: Dsn, case: str, seconds: float, tmp: Path, i: int) -> dict:
     }
 
 
-def sysbench_insert(port: int, threads: int, seconds: float) -> dict:
+def _sysbench(test: str, port: int, seconds: float, options: list[str], counted: str) -> dict:
+    """Prepare, run and clean up one sysbench ``test``; rows/s from the ``counted`` line."""
     base = [
-        "sysbench", "oltp_insert", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
-        "--mysql-user=root", "--mysql-db=sbtest", "--tables=1", "--table-size=10000",
-    ]  # fmt: skip
-    subprocess.run([*base, "cleanup"], capture_output=True, check=False)
-    subprocess.run([*base, "prepare"], capture_output=True, check=True)
-    out = subprocess.run(
-        [*base, f"--threads={threads}", f"--time={int(seconds)}", "--report-interval=0", "run"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    writes = int(re.search(r"write:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
-    total_s = float(re.search(r"total time:\s+([\d.]+)s", out).group(1))  # type: ignore[union-attr]
-    return {"rows_per_s": round(writes / total_s, 1), "rows": writes, "time_s": total_s}
-
-
-def sysbench_bulk(port: int, threads: int, seconds: float) -> dict:
-    base = [
-        "sysbench", "bulk_insert", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
-        "--mysql-user=root", "--mysql-db=sbtest", f"--threads={threads}",
+        "sysbench", test, "--mysql-host=127.0.0.1", f"--mysql-port={port}",
+        "--mysql-user=root", "--mysql-db=sbtest", *options,
     ]  # fmt: skip
     subprocess.run([*base, "cleanup"], capture_output=True, check=False)
     subprocess.run([*base, "prepare"], capture_output=True, check=True)
@@ -110,10 +93,20 @@ def sysbench_bulk(port: int, threads: int, seconds: float) -> dict:
         text=True,
         check=True,
     ).stdout
-    rows = int(re.search(r"total number of events:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
-    total_s = float(re.search(r"total time:\s+([\d.]+)s", out).group(1))  # type: ignore[union-attr]
     subprocess.run([*base, "cleanup"], capture_output=True, check=False)
+    rows = int(re.search(counted + r":\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    total_s = float(re.search(r"total time:\s+([\d.]+)s", out).group(1))  # type: ignore[union-attr]
     return {"rows_per_s": round(rows / total_s, 1), "rows": rows, "time_s": total_s}
+
+
+def sysbench_insert(port: int, threads: int, seconds: float) -> dict:
+    options = ["--tables=1", "--table-size=10000", f"--threads={threads}"]
+    return _sysbench("oltp_insert", port, seconds, options, "write")
+
+
+def sysbench_bulk(port: int, threads: int, seconds: float) -> dict:
+    options = [f"--threads={threads}"]
+    return _sysbench("bulk_insert", port, seconds, options, "total number of events")
 
 
 def raw_run(port: int, kind: str, rows: int, procs: int, seconds: float) -> dict:

@@ -109,16 +109,15 @@ class ShardHost:
         os.makedirs(journal_dir, exist_ok=True)
         self._local = LocalBackend(self.node)
 
-    def made_dir(self) -> bool:
-        return self.made_journal_dir
-
-    def where(self) -> dict[str, str]:
-        return {
+    def where(self) -> tuple[dict[str, str], bool]:
+        """Where this actor runs, and whether it made the journal directory there."""
+        facts = {
             "node": self.node,
             "node_id": self.node_id,
             "node_ip": self.node_ip,
             "hostname": socket.gethostname(),
         }
+        return facts, self.made_journal_dir
 
     def clock_ns(self) -> int:
         return time.time_ns()
@@ -130,12 +129,12 @@ class ShardHost:
         with _plain_main():
             self._local.launch([plan])
         while True:
-            code = self._local.exited().get(plan.index, "running")
-            msgs = self._local.poll(RELAY_POLL_S if code == "running" else 0.1)
+            exited = self._local.exited()  # read before the poll: then the poll drains it
+            msgs = self._local.poll(0.1 if exited else RELAY_POLL_S)
             if msgs:
                 ray.get(mailbox.put.remote(msgs))
-            if code != "running":
-                return None if isinstance(code, str) else code
+            if exited:
+                return exited[plan.index]
 
     def release(self, start_unix_ns: int) -> None:
         self._local.release(start_unix_ns)
@@ -226,7 +225,6 @@ class RayBackend:
         self._hosts: dict[int, Any] = {}
         self._runs: dict[int, Any] = {}
         self._exit: dict[int, int | None] = {}
-        self._pids: dict[int, int] = {}
         self._facts: dict[int, dict[str, object]] = {}
         self._offset_ns: dict[int, int] = {}
         # shard -> [(generation, node id, pid)]: where each of its journals lives
@@ -247,10 +245,9 @@ class RayBackend:
             )
             for p in plans
         }
-        wheres = ray.get([h.where.remote() for h in hosts.values()], timeout=CALL_TIMEOUT_S)
-        made = ray.get([h.made_dir.remote() for h in hosts.values()], timeout=CALL_TIMEOUT_S)
-        self._dir_nodes |= {w["node_id"] for w, m in zip(wheres, made, strict=True) if m}
-        for plan, where in zip(plans, wheres, strict=True):
+        answers = ray.get([h.where.remote() for h in hosts.values()], timeout=CALL_TIMEOUT_S)
+        self._dir_nodes |= {w["node_id"] for w, made in answers if made}
+        for plan, (where, _) in zip(plans, answers, strict=True):
             host = hosts[plan.index]
             self._hosts[plan.index] = host
             self._exit.pop(plan.index, None)
@@ -317,7 +314,6 @@ class RayBackend:
         self._take = None
         for msg in msgs:
             if isinstance(msg, ShardReady):
-                self._pids[msg.shard] = msg.pid
                 self._history[msg.shard][-1][2] = msg.pid
         return msgs
 
@@ -327,7 +323,8 @@ class RayBackend:
             self._ray.wait(refs, num_returns=len(refs), timeout=5.0)
 
     def shard_pids(self) -> dict[int, int]:
-        return dict(self._pids)
+        """The pid of each shard's current process, once it has reported ready."""
+        return {i: h[-1][2] for i, h in self._history.items() if h[-1][2] is not None}
 
     def exited(self) -> dict[int, int | None]:
         pending = {ref: i for i, ref in self._runs.items() if i not in self._exit}

@@ -261,13 +261,15 @@ class Coordinator:
             "last_changes": last.change_count if last else 0,
         }
         resume = None
-        if self.recover is not None and self.out.started and not self.transport.settle(plan):
-            record["journal"] = "unreachable (its node is gone): unreported work unknown"
-        elif self.recover is not None and self.out.started:
-            delta, resume = self.recover(plan, int(second))
-            self._handle(delta)
-            record["recovered_changes"] = delta.faults.get("recovered_changes", 0)
-            record["in_doubt"] = {k: v for k, v in delta.faults.items() if k.startswith("ambig")}
+        if self.recover is not None and self.out.started:
+            if self.transport.settle(plan):
+                delta, resume = self.recover(plan, int(second))
+                self._handle(delta)
+                record["recovered_changes"] = delta.faults.get("recovered_changes", 0)
+                faults = delta.faults.items()
+                record["in_doubt"] = {k: v for k, v in faults if k.startswith("ambig")}
+            else:
+                record["journal"] = "unreachable (its node is gone): unreported work unknown"
         if self._may_restart(plan, resume):
             assert resume is not None
             self._current[shard] = replace(plan, generation=plan.generation + 1, resume=resume)

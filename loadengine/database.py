@@ -213,13 +213,12 @@ class Session:
     def _run_raw(self, stmts: list[Statement]) -> list[int]:
         raw: Any = self._raw
         single = len(stmts) == 1
-        in_commit = True  # the COMMIT (or the autocommit statement) is in this round trip
+        in_commit = False
         try:
             if single != self._autocommit:
-                in_commit = False
                 raw.autocommit(single)
                 self._autocommit = single
-                in_commit = True
+            in_commit = True  # the COMMIT (or the autocommit statement) is in this round trip
             if single:
                 raw.query(stmts[0].text.encode())
                 return [int(raw.affected_rows())]

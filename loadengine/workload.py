@@ -118,16 +118,7 @@ def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -
         email = f"c{cid}@{EMAIL_DOMAIN}"
         params += (cid, first, last, email)
         rows.append(f"({cid},'{first}','{last}','{email}')")
-    return Statement(
-        "insert_customer",
-        "customers",
-        "insert",
-        statement_sql("insert_customer", n),
-        tuple(params),
-        n,
-        first_k=first_k,
-        text=_SQL_HEADS["insert_customer"][0] + ",".join(rows),
-    )
+    return _insert("insert_customer", "customers", first_k, params, rows)
 
 
 def insert_orders(
@@ -149,15 +140,15 @@ def insert_orders(
         quantity, product = 1 + int(rand() * 10), PRODUCT_IDS[int(rand() * n_products)]
         params += (number, date, purchaser, quantity, product)
         rows.append(f"({number},'{date}',{purchaser},{quantity},{product})")
+    return _insert("insert_order", "orders", first_k, params, rows)
+
+
+def _insert(op: str, table: str, first_k: int, params: list[object], rows: list[str]) -> Statement:
+    """A multi-row INSERT of ``rows`` (literal value tuples) whose first key is ``first_k``."""
+    n = len(rows)
+    text = _SQL_HEADS[op][0] + ",".join(rows)
     return Statement(
-        "insert_order",
-        "orders",
-        "insert",
-        statement_sql("insert_order", n),
-        tuple(params),
-        n,
-        first_k=first_k,
-        text=_SQL_HEADS["insert_order"][0] + ",".join(rows),
+        op, table, "insert", statement_sql(op, n), tuple(params), n, first_k=first_k, text=text
     )
 
 
@@ -167,7 +158,8 @@ def distinct_indices(rng: random.Random, population: int, n: int) -> list[int]:
     draws through several Python calls per index); ``random.sample`` when dense."""
     if n * 4 > population:
         return rng.sample(range(population), n)
-    rand, seen, out = rng.random, set(), list[int]()
+    rand, seen = rng.random, set()
+    out: list[int] = []
     while len(out) < n:
         k = int(rand() * population)
         if k not in seen:

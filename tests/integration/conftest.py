@@ -73,6 +73,13 @@ def load_results(path: Path) -> dict:
     return orjson.loads(path.read_bytes())
 
 
+def assert_audit_exact(doc: dict) -> None:
+    """The run's audit found every change once and the binary log holds what it reports."""
+    a, s = doc["audit"], doc["summary"]
+    assert (a["missing"], a["extra"], a["duplicates"]) == (0, 0, 0), a
+    assert a["binlog_changes"] == s["changes"], (a["binlog_changes"], s["changes"])
+
+
 def table_counts(d: Dsn) -> dict[str, int]:
     conn = database.connect(d)
     try:

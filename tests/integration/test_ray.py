@@ -23,7 +23,7 @@ import pytest
 from loadengine import database, embedded, schema_admin
 from loadengine.dsn import Dsn
 
-from .conftest import load_results, run_cli, start_cli, wait_for_line
+from .conftest import assert_audit_exact, load_results, run_cli, start_cli, wait_for_line
 
 
 def _args(d: Dsn, out: Path, *more: str) -> list[str]:
@@ -31,9 +31,8 @@ def _args(d: Dsn, out: Path, *more: str) -> list[str]:
 
 
 def _books_exact(doc: dict) -> None:
-    a, s = doc["audit"], doc["summary"]
-    assert (a["missing"], a["extra"], a["duplicates"]) == (0, 0, 0), a
-    assert a["binlog_changes"] == s["changes"], (a["binlog_changes"], s["changes"])
+    assert_audit_exact(doc)
+    s = doc["summary"]
     assert doc["server"]["row_changes"] is not None
     server_rows = sum(doc["server"]["row_changes"].values())
     setup = sum(sum(k.values()) for sh in doc["shards"] for k in sh["setup_changes"].values())
@@ -62,7 +61,7 @@ def test_ray_backend_run_within_1_percent_books_exact(dsn: Dsn, tmp_path: Path) 
     assert all(n["ram_total_bytes"] > 0 for n in measured[-1]["nodes"])
 
 
-def _actor_pids(cli: psutil.Process) -> list[int]:
+def _actor_pids() -> list[int]:
     """ShardHost actors: the parents of the shard processes (Ray names their processes)."""
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
@@ -89,7 +88,7 @@ def test_ray_shard_actor_killed_restarts_books_exact(dsn: Dsn, tmp_path: Path) -
         )
     )
     wait_for_line(proc, "[   3s]", timeout_s=90)
-    actors = _actor_pids(psutil.Process(proc.pid))
+    actors = _actor_pids()
     assert len(actors) == 2, actors
     os.kill(actors[0], signal.SIGKILL)
     killed_at = time.monotonic()
@@ -184,7 +183,7 @@ def test_two_hosts_in_network_namespaces_actor_killed_books_exact(
         text=True,
     )
     wait_for_line(proc, "[   3s]", timeout_s=90)
-    os.kill(_actor_pids(psutil.Process(proc.pid))[0], signal.SIGKILL)
+    os.kill(_actor_pids()[0], signal.SIGKILL)
     wait_for_line(proc, "DIED", timeout_s=30)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stdout + stderr
