@@ -1,12 +1,15 @@
 """The shard journal: a write-ahead record of every transaction, so a shard that dies
 (SIGKILL, OOM) leaves behind exactly what it committed.
 
-Each shard process appends one line before sending a transaction (``intent``: batch,
-tag and, per statement, operation, rows and keys) and one after its COMMIT was
-acknowledged (``ack``). Lines go straight to the file with ``os.write`` (no user-space
-buffer), so they survive the process. ``replay`` (pure) turns a journal back into
-committed changes, update keys in commit order, key cursors and the one transaction
-that may be in doubt (an intent without an ack): the caller resolves that with
+Each shard process appends an ``intent`` line for a transaction before sending it
+(batch, tag and, per statement, operation, rows and keys; a shard may write the intents
+of its next few transactions in one go, see ``shard.ShardLoop``), an ``ack`` line after
+its COMMIT was acknowledged, and an ``abandon`` line when it gave the transaction up
+(failed for good: nothing of it counts). Transactions of one shard run one at a time,
+in batch order. Lines go straight to the file with ``os.write`` (no user-space buffer),
+so they survive the process. ``replay`` (pure) turns a journal back into committed
+changes, update keys in commit order, key cursors and the one transaction that may be
+in doubt (the first intent after the last finished one): the caller resolves that with
 ``workload.commit_probe`` against the server. Never guessed.
 """
 
@@ -41,15 +44,15 @@ class Journal:
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
-    def intent(self, batch: int, tag: str, stmts: list[Statement]) -> None:
-        parts = [
-            [st.op, st.rows, st.first_k if st.first_k >= 0 else list(st.key_indices)]
-            for st in stmts
-        ]
-        os.write(self._fd, orjson.dumps({"b": batch, "t": tag, "s": parts}) + b"\n")
+    def intents(self, txns: Iterable[tuple[int, str, list[Statement]]]) -> None:
+        """Intents of the next transactions, ``(batch, tag, statements)``, in one write."""
+        os.write(self._fd, b"".join(intent_line(*t) for t in txns))
 
     def ack(self, batch: int, rows: list[int]) -> None:
-        os.write(self._fd, orjson.dumps({"a": batch, "r": rows}) + b"\n")
+        os.write(self._fd, b'{"a":%d,"r":[%b]}\n' % (batch, ",".join(map(str, rows)).encode()))
+
+    def abandon(self, batch: int) -> None:
+        os.write(self._fd, b'{"x":%d}\n' % batch)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -76,20 +79,39 @@ class Replay:
                 self.update_keys.setdefault(table, []).extend(keys)
 
 
+def intent_line(batch: int, tag: str, stmts: list[Statement]) -> bytes:
+    parts = [
+        [st.op, st.rows, st.first_k if st.first_k >= 0 else list(st.key_indices)] for st in stmts
+    ]
+    return orjson.dumps({"b": batch, "t": tag, "s": parts}) + b"\n"
+
+
 def replay(lines: Iterable[bytes]) -> Replay:
-    """Pure: committed = every intent followed by its ack. A torn last line is ignored."""
+    """Pure: committed = every intent with an ack (the latest intent of a batch number
+    counts: a shard rewrites the intents it wrote ahead after giving one up). In doubt:
+    the first intent after the last acked or abandoned batch; intents after it were
+    written ahead and never sent. A torn last line is ignored."""
     out = Replay()
+    intents: dict[int, dict[str, Any]] = {}
+    finished = -1  # the last batch acked or abandoned
     for line in lines:
         try:
             rec = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue  # the process died mid-write: that line never finished
         if "b" in rec:
-            out.pending = rec
-            out.last_batch = max(out.last_batch, int(rec["b"]))
-        elif out.pending is not None and rec.get("a") == out.pending["b"]:
-            out.commit(out.pending, rec["r"])
-            out.pending = None
+            intents[int(rec["b"])] = rec
+        elif "a" in rec:
+            intent = intents.pop(int(rec["a"]), None)
+            if intent is not None:
+                out.commit(intent, rec["r"])
+            finished = max(finished, int(rec["a"]))
+        elif "x" in rec:
+            intents.pop(int(rec["x"]), None)
+            finished = max(finished, int(rec["x"]))
+    unfinished = [b for b in intents if b > finished]
+    out.pending = intents[min(unfinished)] if unfinished else None
+    out.last_batch = min(unfinished) if unfinished else finished
     return out
 
 

@@ -67,6 +67,13 @@ class OpSequence:
             counts[op] = counts.get(op, 0) + 1
         return counts
 
+    def position(self) -> tuple[int, ...]:
+        """Where the sequence is; ``rewind`` goes back there (batches built but unsent)."""
+        return tuple(self._current)
+
+    def rewind(self, position: tuple[int, ...]) -> None:
+        self._current = list(position)
+
 
 @dataclass(slots=True)
 class KeyCursor:

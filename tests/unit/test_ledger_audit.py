@@ -230,3 +230,24 @@ def test_journal_replay_counts_acked_work_and_keeps_the_one_in_doubt() -> None:
     stmts = journal.pending_statements(rep.pending, keys)
     probe = commit_probe(stmts, keys)
     assert probe is not None and probe.params == (keys.customer_id(52), keys.customer_id(53))
+
+
+def test_journal_replay_with_intents_written_ahead_and_a_batch_given_up() -> None:
+    def intent(b: int, k: int) -> bytes:
+        return orjson.dumps({"b": b, "t": f"tok.0.{b}", "s": [["insert_customer", 1, k]]})
+
+    lines = [
+        intent(1, 0), intent(2, 1), intent(3, 2),  # written ahead in one go
+        orjson.dumps({"a": 1, "r": [1]}),
+        orjson.dumps({"x": 2}),  # failed for good: what was built after it is rebuilt
+        intent(3, 1), intent(4, 2),
+        orjson.dumps({"a": 3, "r": [1]}),
+    ]  # fmt: skip
+    rep = journal.replay(lines)
+    assert rep.changes == {"customers": {"insert": 2}} and rep.inserted == {"customers": 2}
+    assert rep.pending is not None and rep.pending["s"] == [["insert_customer", 1, 2]]
+    assert rep.last_batch == 4  # the one that may be in flight
+    rep = journal.replay([*lines, orjson.dumps({"a": 4, "r": [1]})])
+    assert rep.pending is None and rep.last_batch == 4
+    rep = journal.replay(lines[:5])  # died after giving up 2: 3 was written, never sent
+    assert rep.pending is not None and rep.pending["b"] == 3 and rep.last_batch == 3

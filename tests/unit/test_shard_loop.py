@@ -276,3 +276,27 @@ def test_unthrottled_sends_back_to_back_until_the_end() -> None:
     assert change_counts(deltas) == [16, 16]
     assert [d.backlog_changes for d in deltas] == [0, 0]
     assert done == ShardDone(0, stopped_early=False, unsent_changes=0)
+
+
+def test_unthrottled_waits_for_the_common_start_too() -> None:
+    """Found sending 300 ms early (every ``max`` rate overstated): not one batch before it."""
+    plan = shard_plan((), duration_s=1, batch_size=4)
+    ex, deltas, _ = run_loop(plan, delay_ns=250 * MS, clock_start_ns=START_NS - 300 * MS)
+    assert ex.offsets_ms == [0.0, 250.0, 500.0, 750.0]
+    assert change_counts(deltas) == [16]
+
+
+# --- built ahead ----------------------------------------------------------------------------
+
+
+def test_small_batches_are_built_ahead_and_keep_their_order_and_mix() -> None:
+    plan = shard_plan(((100, 2),), batch_size=1)
+    clock = FakeClock(start_ns=START_NS)
+    ex = RecordingExecutor(clock)
+    sent: list[ShardMessage] = []
+    loop = ShardLoop(plan, ex, sent.append, lambda: False, clock)
+    assert loop.ahead_max > 1
+    loop.run(START_NS)
+    deltas = [m for m in sent if isinstance(m, ShardDelta)]
+    assert change_counts(deltas) == [100, 100]
+    assert [d.changes for d in deltas] == [PER_SECOND_MIX, PER_SECOND_MIX]
