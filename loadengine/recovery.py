@@ -88,8 +88,11 @@ def recover(
         updated_keys=keys,
         faults=faults,
     )
+    # A transaction found rolled back (or never sent) is sent again by the replacement;
+    # one that may have committed (unknown) is not: it is counted as unresolved instead.
+    resend = 1 if outcome == "rolled_back" else 0
     resume = Resume(
-        batch=max(0, rep.last_batch),
+        batch=max(0, rep.last_batch - resend),
         customers=plan.keys.seeded_customers + rep.inserted.get("customers", 0),
         orders=plan.keys.seeded_orders + rep.inserted.get("orders", 0),
     )

@@ -255,10 +255,13 @@ class ShardLoop:
             self.counters.late_batches += 1
         st.batch += 1
         st.sent_changes += n
-        self._execute(n, intended_ns)
+        behind = sched is None or (
+            st.batch < sched.batch_count and start_ns + sched.offset_ns(st.batch) <= now_ns
+        )
+        self._execute(n, intended_ns, behind)
 
-    def _execute(self, n: int, intended_ns: int) -> None:
-        txn = self._next_txn(n)
+    def _execute(self, n: int, intended_ns: int, behind: bool) -> None:
+        txn = self._next_txn(n, behind)
         sent_ns = self.clock.now_ns()
         rows = self._commit(txn.stmts)
         if rows is None:  # failed for good: nothing of it counts
@@ -275,20 +278,23 @@ class ShardLoop:
         histogram.add(self.counters.latency_us, (done_ns - intended_ns) / 1000)
         histogram.add(self.counters.service_us, (done_ns - sent_ns) / 1000)
 
-    def _next_txn(self, n: int) -> Txn:
-        """The transaction for the batch about to be sent (``state.batch``, ``n`` changes)."""
+    def _next_txn(self, n: int, behind: bool) -> Txn:
+        """The transaction for the batch about to be sent (``state.batch``, ``n`` changes).
+        Built ahead only while the next batch is already due (unthrottled, or behind): a
+        shard that waits between batches journals each intent just before it sends it, so
+        if it dies while waiting, no intent it never sent is left to be looked up."""
         ahead, batch = self.ahead, self.state.batch
         if ahead and (ahead[0].batch != batch or ahead[0].changes != n):
             self._discard_ahead()
         if not ahead:
-            self._build_ahead(batch, n)
+            self._build_ahead(batch, n, self.ahead_max if behind else 1)
         return ahead.popleft()
 
-    def _build_ahead(self, batch: int, n: int) -> None:
-        """Build up to ``ahead_max`` transactions from ``batch`` on, journal their intents."""
+    def _build_ahead(self, batch: int, n: int, count: int) -> None:
+        """Build up to ``count`` transactions from ``batch`` on, journal their intents."""
         sched, plan, cursor = self.schedule, self.plan, self.cursor
         sizes = [n]
-        for index in range(batch, batch + self.ahead_max - 1):  # schedule index = batch - 1
+        for index in range(batch, batch + count - 1):  # schedule index = batch - 1
             if sched is not None and index >= sched.batch_count:
                 break
             sizes.append(sched.changes_in(index) if sched is not None else plan.batch_size)

@@ -7,11 +7,12 @@ fake clock inside the call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pytest
 
-from loadengine import histogram
+from loadengine import histogram, journal
 from loadengine.clock import FakeClock
 from loadengine.messages import ShardDelta, ShardDone, ShardMessage
 from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, shard_plans
@@ -289,14 +290,36 @@ def test_unthrottled_waits_for_the_common_start_too() -> None:
 # --- built ahead ----------------------------------------------------------------------------
 
 
-def test_small_batches_are_built_ahead_and_keep_their_order_and_mix() -> None:
-    plan = shard_plan(((100, 2),), batch_size=1)
+class CountingJournal(journal.Journal):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writes: list[int] = []
+
+    def intents(self, txns: Iterable[tuple[int, str, list[Statement]]]) -> None:
+        listed = list(txns)
+        self.writes.append(len(listed))
+        super().intents(listed)
+
+
+@pytest.mark.parametrize(("steps", "burst"), [((), 32), (((100, 2),), 1)])
+def test_small_batches_are_built_ahead_only_when_back_to_back(
+    tmp_path: Path, steps: tuple[tuple[int, int], ...], burst: int
+) -> None:
+    """Unthrottled: 32 single-row transactions per build and journal write, in order and
+    in the exact mix. Paced and on time: one at a time (nothing unsent is journaled)."""
+    plan = shard_plan(steps, batch_size=1, duration_s=2)
+    jr = CountingJournal(str(tmp_path / "j.jsonl"))
     clock = FakeClock(start_ns=START_NS)
-    ex = RecordingExecutor(clock)
     sent: list[ShardMessage] = []
-    loop = ShardLoop(plan, ex, sent.append, lambda: False, clock)
-    assert loop.ahead_max > 1
-    loop.run(START_NS)
+    ShardLoop(plan, RecordingExecutor(clock, 10 * MS), sent.append, lambda: False, clock, jr).run(
+        START_NS
+    )
+    assert max(jr.writes) == burst
     deltas = [m for m in sent if isinstance(m, ShardDelta)]
     assert change_counts(deltas) == [100, 100]
     assert [d.changes for d in deltas] == [PER_SECOND_MIX, PER_SECOND_MIX]
+    rep = journal.read([str(tmp_path / "j.jsonl")])
+    assert rep.changes == {
+        "customers": {"insert": 40, "update": 40},
+        "orders": {"insert": 60, "update": 60},
+    }
