@@ -111,21 +111,32 @@ def statement_sql(op: str, rows: int) -> str:
 
 
 # Text rendering: every value is an integer, or a string built here from integers and the
-# fixed ASCII words above (no quote or backslash can occur), so literals need no escaping.
-# That is what makes the text protocol cheap: no per-parameter conversion in the driver.
+# fixed ASCII words above (no quote or backslash or percent sign can occur), so literals
+# need no escaping. That is what makes the text protocol cheap: no per-parameter conversion
+# in the driver. A statement's text is its parameters %-formatted into a cached template
+# of ``rows`` value tuples: one C-level call per statement, not one string per row.
+_ROW_FORMATS = {
+    "insert_customer": "(%d,'%s','%s','%s')",
+    "insert_order": "(%d,'%s',%d,%d,%d)",
+}
+# Each uniform pair drawn with one random number (first and last name; quantity and
+# product): the pairs are equally likely, so each member is uniform and independent.
+NAME_PAIRS = tuple((f, last) for f in FIRST_NAMES for last in LAST_NAMES)
+QUANTITY_PRODUCTS = tuple((q, p) for q in range(1, 11) for p in PRODUCT_IDS)
+
+
+@functools.lru_cache(maxsize=256)  # pure memo: one template per (operation, rows) shape
+def values_format(op: str, rows: int) -> str:
+    return _SQL_HEADS[op][0] + ",".join([_ROW_FORMATS[op]] * rows)
 
 
 def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -> Statement:
     params: list[object] = []
-    rows: list[str] = []
     first_id = keys.customer_id(first_k)
-    rand, n_first, n_last = rng.random, len(FIRST_NAMES), len(LAST_NAMES)
+    rand, pairs, n_pairs = rng.random, NAME_PAIRS, len(NAME_PAIRS)
     for cid in range(first_id, first_id + n * keys.stride, keys.stride):
-        first, last = FIRST_NAMES[int(rand() * n_first)], LAST_NAMES[int(rand() * n_last)]
-        email = f"c{cid}@{EMAIL_DOMAIN}"
-        params += (cid, first, last, email)
-        rows.append(f"({cid},'{first}','{last}','{email}')")
-    return _insert("insert_customer", "customers", first_k, params, rows)
+        params += (cid, *pairs[int(rand() * n_pairs)], f"c{cid}@{EMAIL_DOMAIN}")
+    return _insert("insert_customer", "customers", first_k, n, params)
 
 
 def insert_orders(
@@ -134,28 +145,26 @@ def insert_orders(
     """Orders of existing customers; dates, quantities and products uniform. Indices are
     drawn as ``int(random() * n)``: ``randrange`` costs several Python calls per draw."""
     params: list[object] = []
-    rows: list[str] = []
-    rand, n_dates, n_products = rng.random, len(ORDER_DATES), len(PRODUCT_IDS)
+    rand, dates, n_dates = rng.random, ORDER_DATES, len(ORDER_DATES)
+    qps, n_qps = QUANTITY_PRODUCTS, len(QUANTITY_PRODUCTS)
     c_base, o_base, stride = (
         keys.customer_first + keys.index,
         keys.order_first + keys.index,
         keys.stride,
     )
     for number in range(o_base + first_k * stride, o_base + (first_k + n) * stride, stride):
-        date = ORDER_DATES[int(rand() * n_dates)]
+        date = dates[int(rand() * n_dates)]
         purchaser = c_base + int(rand() * customers) * stride
-        quantity, product = 1 + int(rand() * 10), PRODUCT_IDS[int(rand() * n_products)]
-        params += (number, date, purchaser, quantity, product)
-        rows.append(f"({number},'{date}',{purchaser},{quantity},{product})")
-    return _insert("insert_order", "orders", first_k, params, rows)
+        params += (number, date, purchaser, *qps[int(rand() * n_qps)])
+    return _insert("insert_order", "orders", first_k, n, params)
 
 
-def _insert(op: str, table: str, first_k: int, params: list[object], rows: list[str]) -> Statement:
-    """A multi-row INSERT of ``rows`` (literal value tuples) whose first key is ``first_k``."""
-    n = len(rows)
-    text = _SQL_HEADS[op][0] + ",".join(rows)
+def _insert(op: str, table: str, first_k: int, n: int, params: list[object]) -> Statement:
+    """A multi-row INSERT of ``n`` rows of ``params`` whose first key is ``first_k``."""
+    values = tuple(params)
+    text = values_format(op, n) % values
     return Statement(
-        op, table, "insert", statement_sql(op, n), tuple(params), n, first_k=first_k, text=text
+        op, table, "insert", statement_sql(op, n), values, n, first_k=first_k, text=text
     )
 
 
