@@ -200,6 +200,7 @@ class ShardLoop:
         self.journal = journal
         self.ahead: deque[Txn] = deque()
         self.ahead_max = ahead_txns(plan.batch_size, plan.on_overload)
+        self.with_params = plan.protocol == "prepared"  # the text protocol sends only text
         if plan.resume is not None:
             self._resume(plan.resume)
 
@@ -302,7 +303,8 @@ class ShardLoop:
         for b, size in enumerate(sizes, start=batch):
             ops_before = self.ops.position()
             tag = prefix + str(b)
-            stmts, after = build_batch(self.ops.next_counts(size), self.rng, plan.keys, cursor, tag)
+            counts = self.ops.next_counts(size)
+            stmts, after = build_batch(counts, self.rng, plan.keys, cursor, tag, self.with_params)
             self.ahead.append(Txn(b, size, tag, stmts, after, ops_before))
             cursor = after
         if self.journal is not None:

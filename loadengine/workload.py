@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
+from itertools import chain
 
 from loadengine.plan import KeySpace
 from loadengine.schema import PRODUCT_IDS
@@ -23,7 +24,9 @@ ORDER_DATES = tuple(f"2026-{m:02d}-{d:02d}" for m in range(1, 13) for d in range
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """One multi-row statement. ``rows`` is the number of row changes it should make."""
+    """One multi-row statement. ``rows`` is the number of row changes it should make.
+    ``sql`` with ``params`` is what the prepared protocol sends, ``text`` what the text
+    protocol sends (customer inserts built for it have no ``params``)."""
 
     op: str
     table: str
@@ -116,12 +119,14 @@ def statement_sql(op: str, rows: int) -> str:
 # in the driver. A statement's text is its parameters %-formatted into a cached template
 # of ``rows`` value tuples: one C-level call per statement, not one string per row.
 _ROW_FORMATS = {
-    "insert_customer": "(%d,'%s','%s','%s')",
+    "insert_customer": f"(%d,%s,'c%d@{EMAIL_DOMAIN}')",  # id, 'first','last' and id again
     "insert_order": "(%d,'%s',%d,%d,%d)",
 }
 # Each uniform pair drawn with one random number (first and last name; quantity and
 # product): the pairs are equally likely, so each member is uniform and independent.
 NAME_PAIRS = tuple((f, last) for f in FIRST_NAMES for last in LAST_NAMES)
+NAME_LITERALS = tuple(f"'{f}','{last}'" for f, last in NAME_PAIRS)  # the same, as SQL text
+PAIR_OF_LITERAL = dict(zip(NAME_LITERALS, NAME_PAIRS, strict=True))
 QUANTITY_PRODUCTS = tuple((q, p) for q in range(1, 11) for p in PRODUCT_IDS)
 
 
@@ -130,13 +135,39 @@ def values_format(op: str, rows: int) -> str:
     return _SQL_HEADS[op][0] + ",".join([_ROW_FORMATS[op]] * rows)
 
 
-def insert_customers(rng: random.Random, keys: KeySpace, first_k: int, n: int) -> Statement:
-    params: list[object] = []
+def insert_customers(
+    rng: random.Random, keys: KeySpace, first_k: int, n: int, with_params: bool = True
+) -> Statement:
+    """New customers with uniform names. The text is made without a Python step per row
+    (``choices``, ``zip`` and one %-format); ``params`` (what the prepared protocol
+    sends) only ``with_params``: the text protocol never reads them."""
     first_id = keys.customer_id(first_k)
-    rand, pairs, n_pairs = rng.random, NAME_PAIRS, len(NAME_PAIRS)
-    for cid in range(first_id, first_id + n * keys.stride, keys.stride):
-        params += (cid, *pairs[int(rand() * n_pairs)], f"c{cid}@{EMAIL_DOMAIN}")
-    return _insert("insert_customer", "customers", first_k, n, params)
+    ids = range(first_id, first_id + n * keys.stride, keys.stride)
+    if n == 1:  # the single-row path: skip ``choices``'s setup (same draw, same result)
+        names = [NAME_LITERALS[int(rng.random() * len(NAME_LITERALS))]]
+    else:
+        names = rng.choices(NAME_LITERALS, k=n)
+    values = chain.from_iterable(zip(ids, names, ids, strict=True))
+    text = values_format("insert_customer", n) % tuple(values)
+    params: tuple[object, ...] = ()
+    if with_params:
+        pairs = [PAIR_OF_LITERAL[name] for name in names]
+        params = tuple(
+            chain.from_iterable(
+                (cid, first, last, f"c{cid}@{EMAIL_DOMAIN}")
+                for cid, (first, last) in zip(ids, pairs, strict=True)
+            )
+        )
+    return Statement(
+        "insert_customer",
+        "customers",
+        "insert",
+        statement_sql("insert_customer", n),
+        params,
+        n,
+        first_k=first_k,
+        text=text,
+    )
 
 
 def insert_orders(
@@ -156,16 +187,12 @@ def insert_orders(
         date = dates[int(rand() * n_dates)]
         purchaser = c_base + int(rand() * customers) * stride
         params += (number, date, purchaser, *qps[int(rand() * n_qps)])
-    return _insert("insert_order", "orders", first_k, n, params)
-
-
-def _insert(op: str, table: str, first_k: int, n: int, params: list[object]) -> Statement:
-    """A multi-row INSERT of ``n`` rows of ``params`` whose first key is ``first_k``."""
     values = tuple(params)
-    text = values_format(op, n) % values
+    text = values_format("insert_order", n) % values
     return Statement(
-        op, table, "insert", statement_sql(op, n), values, n, first_k=first_k, text=text
-    )
+        "insert_order", "orders", "insert", statement_sql("insert_order", n), values, n,
+        first_k=first_k, text=text,
+    )  # fmt: skip
 
 
 def distinct_indices(rng: random.Random, population: int, n: int) -> list[int]:
@@ -212,7 +239,12 @@ def _in_list_text(op: str, ids: list[int], tag: str = "") -> str:
 
 
 def build_batch(
-    counts: dict[str, int], rng: random.Random, keys: KeySpace, cursor: KeyCursor, tag: str
+    counts: dict[str, int],
+    rng: random.Random,
+    keys: KeySpace,
+    cursor: KeyCursor,
+    tag: str,
+    with_params: bool = True,
 ) -> tuple[list[Statement], KeyCursor]:
     """Statements for one batch, and the key cursor as it will be once the batch commits.
 
@@ -223,7 +255,7 @@ def build_batch(
     stmts: list[Statement] = []
     c_new = counts.get("insert_customer", 0)
     if c_new:
-        stmts.append(insert_customers(rng, keys, cursor.customers, c_new))
+        stmts.append(insert_customers(rng, keys, cursor.customers, c_new, with_params))
     o_new = counts.get("insert_order", 0)
     if o_new and cursor.customers + c_new > 0:
         stmts.append(insert_orders(rng, keys, cursor.orders, o_new, cursor.customers + c_new))

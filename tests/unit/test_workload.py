@@ -304,3 +304,13 @@ def test_order_dates_are_the_336_days_uniformly_drawn() -> None:
     stmt = insert_orders(random.Random(1), KeySpace(1, 10_001, 0, 1, 0, 0), 0, 3000, 50)
     dates = stmt.params[1::5]
     assert set(dates) <= set(ORDER_DATES) and len(set(dates)) > 300
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_text_only_statements_are_the_same_changes_without_params(seed: int) -> None:
+    counts = {"insert_customer": 7, "insert_order": 3, "update_customer": 2, "update_order": 1}
+    full, after = build(seed, counts)
+    rng = random.Random(seed)
+    lean, lean_after = build_batch(counts, rng, KEYS, KeyCursor(50, 50), "run.1.7", False)
+    assert [s.text for s in lean] == [s.text for s in full] and lean_after == after
+    assert lean[0].op == "insert_customer" and lean[0].params == () and full[0].params
