@@ -87,6 +87,8 @@ def test_unthrottled_max_run_counts_match(dsn: Dsn, tmp_path: Path) -> None:
     s = doc["summary"]
     assert s["changes"] > 1000 and s["efficiency"] is None
     assert _binlog_counts(dsn, doc) == _plus(s["changes_by_table"], s["setup_changes"])
+    # the server's own per-second counts add up to the engine's count
+    assert s["server_changes"] == s["changes"] and s["server_agrees"] is True
 
 
 def test_ramp_profile_steps_reported(dsn: Dsn, tmp_path: Path) -> None:
