@@ -195,3 +195,25 @@ def test_shard_killed_is_named_and_books_exact(
     _books_exact(doc)
     if policy == "restart":
         assert doc["summary"]["changes"] == 8_000
+
+
+def test_shard_killed_while_building_ahead_books_exact(dsn: Dsn, tmp_path: Path) -> None:
+    """Unthrottled single-row transactions are built and journaled 32 at a time: a shard
+    killed then leaves intents it never sent; the replacement books exactly what was
+    committed and re-sends what was not (every transaction here can be looked up)."""
+    out = tmp_path / "r.json"
+    proc = start_cli(
+        *_run_args(
+            dsn, out, "--target-cps", "max", "--duration", "6", "--workers", "2",
+            "--batch-size", "1", "--mix", "insert_customer=1,update_customer=1",
+            "--on-shard-failure", "restart",
+        )
+    )  # fmt: skip
+    wait_for_line(proc, "[   2s]")
+    os.kill(sorted(_shard_pids(psutil.Process(proc.pid)))[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stdout + stderr
+    doc = load_results(out)
+    assert doc["status"] == "completed" and doc["failures"][0]["action"] == "restarted"
+    assert "ambiguous_unresolved_changes" not in doc["summary"]["faults"]
+    _books_exact(doc)
