@@ -120,7 +120,7 @@ def statement_sql(op: str, rows: int) -> str:
 # of ``rows`` value tuples: one C-level call per statement, not one string per row.
 _ROW_FORMATS = {
     "insert_customer": f"(%d,%s,'c%d@{EMAIL_DOMAIN}')",  # id, 'first','last' and id again
-    "insert_order": "(%d,'%s',%d,%d,%d)",
+    "insert_order": "(%d,%s,%d,%s)",  # number, 'date', purchaser, quantity,product
 }
 # Each uniform pair drawn with one random number (first and last name; quantity and
 # product): the pairs are equally likely, so each member is uniform and independent.
@@ -128,6 +128,9 @@ NAME_PAIRS = tuple((f, last) for f in FIRST_NAMES for last in LAST_NAMES)
 NAME_LITERALS = tuple(f"'{f}','{last}'" for f, last in NAME_PAIRS)  # the same, as SQL text
 PAIR_OF_LITERAL = dict(zip(NAME_LITERALS, NAME_PAIRS, strict=True))
 QUANTITY_PRODUCTS = tuple((q, p) for q in range(1, 11) for p in PRODUCT_IDS)
+QUANTITY_PRODUCT_LITERALS = tuple(f"{q},{p}" for q, p in QUANTITY_PRODUCTS)
+QUANTITY_PRODUCT_OF_LITERAL = dict(zip(QUANTITY_PRODUCT_LITERALS, QUANTITY_PRODUCTS, strict=True))
+DATE_LITERALS = tuple(f"'{d}'" for d in ORDER_DATES)
 
 
 @functools.lru_cache(maxsize=256)  # pure memo: one template per (operation, rows) shape
@@ -171,44 +174,56 @@ def insert_customers(
 
 
 def insert_orders(
-    rng: random.Random, keys: KeySpace, first_k: int, n: int, customers: int
+    rng: random.Random,
+    keys: KeySpace,
+    first_k: int,
+    n: int,
+    customers: int,
+    with_params: bool = True,
 ) -> Statement:
-    """Orders of existing customers; dates, quantities and products uniform. Indices are
-    drawn as ``int(random() * n)``: ``randrange`` costs several Python calls per draw."""
-    params: list[object] = []
-    rand, dates, n_dates = rng.random, ORDER_DATES, len(ORDER_DATES)
-    qps, n_qps = QUANTITY_PRODUCTS, len(QUANTITY_PRODUCTS)
-    c_base, o_base, stride = (
-        keys.customer_first + keys.index,
-        keys.order_first + keys.index,
-        keys.stride,
-    )
-    for number in range(o_base + first_k * stride, o_base + (first_k + n) * stride, stride):
-        date = dates[int(rand() * n_dates)]
-        purchaser = c_base + int(rand() * customers) * stride
-        params += (number, date, purchaser, *qps[int(rand() * n_qps)])
-    values = tuple(params)
-    text = values_format("insert_order", n) % values
+    """Orders of existing customers; dates, purchasers and (quantity, product) pairs
+    uniform, each drawn for the whole statement with ``choices`` and the text made with
+    ``zip`` and one %-format, as for customers."""
+    stride = keys.stride
+    o_first = keys.order_number(first_k)
+    numbers = range(o_first, o_first + n * stride, stride)
+    dates = rng.choices(DATE_LITERALS, k=n)
+    purchasers = _ids(keys.customer_id(0), stride, rng.choices(range(customers), k=n))
+    qps = rng.choices(QUANTITY_PRODUCT_LITERALS, k=n)
+    values = chain.from_iterable(zip(numbers, dates, purchasers, qps, strict=True))
+    text = values_format("insert_order", n) % tuple(values)
+    params: tuple[object, ...] = ()
+    if with_params:
+        rows = zip(numbers, dates, purchasers, qps, strict=True)
+        params = tuple(
+            chain.from_iterable(
+                (number, date[1:-1], purchaser, *QUANTITY_PRODUCT_OF_LITERAL[qp])
+                for number, date, purchaser, qp in rows
+            )
+        )
     return Statement(
-        "insert_order", "orders", "insert", statement_sql("insert_order", n), values, n,
+        "insert_order", "orders", "insert", statement_sql("insert_order", n), params, n,
         first_k=first_k, text=text,
     )  # fmt: skip
 
 
 def distinct_indices(rng: random.Random, population: int, n: int) -> list[int]:
-    """``n`` distinct indices below ``population``, uniformly, in draw order. Rejection
-    with ``int(random() * population)`` while the sample is sparse (``random.sample``
-    draws through several Python calls per index); ``random.sample`` when dense."""
+    """``n`` distinct indices below ``population``, uniformly, in draw order: rejection
+    sampling while the sample is sparse, drawn ``n`` at a time with ``choices`` and
+    deduplicated in order by ``dict.fromkeys`` (the same draws, in the same order, as
+    one-by-one rejection, without a Python step per index); ``random.sample`` when dense."""
     if n * 4 > population:
         return rng.sample(range(population), n)
-    rand, seen = rng.random, set()
-    out: list[int] = []
-    while len(out) < n:
-        k = int(rand() * population)
-        if k not in seen:
-            seen.add(k)
-            out.append(k)
-    return out
+    span = range(population)
+    out = dict.fromkeys(rng.choices(span, k=n))
+    while len(out) < n:  # a repeat was drawn (rare while sparse): draw what is missing
+        out.update(dict.fromkeys(k for k in rng.choices(span, k=n - len(out)) if k not in out))
+    return list(out)
+
+
+def _ids(first: int, stride: int, ks: list[int]) -> list[int]:
+    """Keys of key indices ``ks`` (``KeySpace.customer_id``/``order_number`` in bulk)."""
+    return [first + k * stride for k in ks]
 
 
 def update_customers(
@@ -216,7 +231,7 @@ def update_customers(
 ) -> Statement:
     """Distinct rows, each given a new email that is unique (it embeds the row id and tag)."""
     ks = distinct_indices(rng, existing, n)
-    ids = [keys.customer_id(k) for k in ks]
+    ids = _ids(keys.customer_id(0), keys.stride, ks)
     sql, text = statement_sql("update_customer", n), _in_list_text("update_customer", ids, tag)
     return Statement(
         "update_customer", "customers", "update", sql, (tag, *ids), n, tuple(ks), text=text
@@ -226,7 +241,7 @@ def update_customers(
 def update_orders(rng: random.Random, keys: KeySpace, existing: int, n: int) -> Statement:
     """Distinct rows; ``quantity % 100 + 1`` always differs from ``quantity``."""
     ks = distinct_indices(rng, existing, n)
-    ids = [keys.order_number(k) for k in ks]
+    ids = _ids(keys.order_number(0), keys.stride, ks)
     sql, text = statement_sql("update_order", n), _in_list_text("update_order", ids)
     return Statement("update_order", "orders", "update", sql, tuple(ids), n, tuple(ks), text=text)
 
@@ -258,7 +273,8 @@ def build_batch(
         stmts.append(insert_customers(rng, keys, cursor.customers, c_new, with_params))
     o_new = counts.get("insert_order", 0)
     if o_new and cursor.customers + c_new > 0:
-        stmts.append(insert_orders(rng, keys, cursor.orders, o_new, cursor.customers + c_new))
+        customers = cursor.customers + c_new
+        stmts.append(insert_orders(rng, keys, cursor.orders, o_new, customers, with_params))
     else:
         o_new = 0
     n = min(counts.get("update_customer", 0), cursor.customers)
