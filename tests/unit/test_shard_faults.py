@@ -119,10 +119,11 @@ class KeyRecordingExecutor(ScriptedExecutor):
 
     def __init__(self, failures: dict[int, DatabaseError]) -> None:
         super().__init__(failures)
-        self.first_keys: list[int] = []
+        self.first_keys: list[int | None] = []
 
     def run_transaction(self, stmts: list[Statement]) -> list[int]:
-        self.first_keys.append(next(s.first_k for s in stmts if s.op == "insert_customer"))
+        keys = (s.first_k for s in stmts if s.op == "insert_customer")
+        self.first_keys.append(next(keys, None))
         return super().run_transaction(stmts)
 
 
@@ -134,3 +135,47 @@ def test_a_batch_given_up_discards_what_was_built_after_it() -> None:
     k = ex.first_keys[0]  # after the seeded customers; 2 new ones per batch of 10 (20 %)
     assert ex.first_keys[:4] == [k, k + 2, k + 2, k + 4]
     assert t["changes"] == 190 and t["faults"] == {"failed_changes": 10}
+
+
+class TimedExecutor(KeyRecordingExecutor):
+    """Each call takes 10 ms of fake time, so an unthrottled loop advances."""
+
+    def __init__(self, clock: FakeClock, failures: dict[int, DatabaseError], probe: bool) -> None:
+        super().__init__(failures)
+        self.clock, self.probe_answer = clock, probe
+
+    def run_transaction(self, stmts: list[Statement]) -> list[int]:
+        self.clock.sleep_ns(10_000_000)
+        return super().run_transaction(stmts)
+
+
+def test_faults_inside_a_burst_are_handled_and_booked_as_one_at_a_time(tmp_path: Path) -> None:
+    """Unthrottled single-change transactions are sent in bursts; a duplicate key, a
+    deadlock and an in-doubt COMMIT in the middle of one are handled as ever, and the
+    per-second counts equal what the journal says was committed."""
+    plan = shard_plan((), duration_s=2, batch_size=1)
+    clock = FakeClock(start_ns=START_NS)
+    failures = {
+        5: DatabaseError("duplicate_key", "1062"),
+        9: DatabaseError("deadlock", "1213"),
+        14: DatabaseError("connection_lost", "2013", in_commit=True),
+    }
+    ex = TimedExecutor(clock, failures, probe=True)
+    sent: list[ShardMessage] = []
+    jr = journal.Journal(str(tmp_path / "j.jsonl"))
+    loop = ShardLoop(plan, ex, sent.append, lambda: False, clock, jr)
+    assert loop.ahead_max == 32
+    loop.run(START_NS)
+    deltas = [m for m in sent if isinstance(m, ShardDelta)]
+    counted = [sum(n for k in d.changes.values() for n in k.values()) for d in deltas]
+    faults: dict[str, int] = {}
+    for d in deltas:
+        for k, v in d.faults.items():
+            faults[k] = faults.get(k, 0) + v
+    assert faults == {"failed_changes": 1, "retries": 1, "ambiguous_committed": 1}
+    assert len(counted) == 2 and all(90 <= c <= 100 for c in counted)
+    rep = journal.read([str(tmp_path / "j.jsonl")])
+    assert sum(n for k in rep.changes.values() for n in k.values()) == sum(counted)
+    customers = [k for k in ex.first_keys if k is not None]
+    reused = 1 if ex.first_keys[4] is not None else 0  # call 5 failed for good
+    assert len(customers) == len(set(customers)) + reused  # only its key is used again
