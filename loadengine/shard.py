@@ -51,7 +51,7 @@ MAX_SLEEP_NS = 50_000_000  # re-check the stop flag at least every 50 ms
 SEED_CHUNK_ROWS = 500
 RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
 RETRY_BACKOFF_S = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
-AHEAD_CHANGES = 64  # build transactions ahead up to this many changes...
+AHEAD_CHANGES = 512  # build transactions ahead up to this many changes...
 AHEAD_MAX_TXNS = 32  # ...and this many transactions
 
 
