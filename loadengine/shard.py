@@ -257,10 +257,7 @@ class ShardLoop:
                 st.missed_changes += missed
                 self.counters.missed_changes += missed
             n, intended_ns = sched.changes_in(st.batch), start_ns + sched.offset_ns(st.batch)
-        if now_ns - intended_ns >= LATE_THRESHOLD_NS:
-            self.counters.late_batches += 1
-        st.batch += 1
-        st.sent_changes += n
+        self._count_sent(st.batch + 1, n, now_ns - intended_ns)
         behind = sched is None or (
             st.batch < sched.batch_count and start_ns + sched.offset_ns(st.batch) <= now_ns
         )
@@ -290,21 +287,21 @@ class ShardLoop:
             if intended > now:
                 break
             ahead.popleft()
-            rows: list[int] | None
-            try:
-                rows = self.executor.run_transaction(txn.stmts)
-            except DatabaseError as exc:
-                rows = self._commit(txn.stmts, exc)
-            rows = self._journaled(txn, rows)
+            rows = self._journaled(txn, self._commit(txn.stmts))
             sent.append((txn, intended, now, clock.now_ns(), rows))
             if rows is None:
                 break
         for txn, intended, sent_ns, done_ns, rows in sent:
-            if sent_ns - intended >= LATE_THRESHOLD_NS:
-                self.counters.late_batches += 1
-            st.batch = txn.batch
-            st.sent_changes += txn.changes
+            self._count_sent(txn.batch, txn.changes, sent_ns - intended)
             self._book(txn, intended, sent_ns, done_ns, rows)
+
+    def _count_sent(self, batch: int, changes: int, late_ns: int) -> None:
+        """Batch ``batch`` (journal number) of ``changes`` went out ``late_ns`` after its
+        intended time."""
+        if late_ns >= LATE_THRESHOLD_NS:
+            self.counters.late_batches += 1
+        self.state.batch = batch
+        self.state.sent_changes += changes
 
     def _journaled(self, txn: Txn, rows: list[int] | None) -> list[int] | None:
         """Record the outcome in the journal before anything else is sent."""
@@ -333,7 +330,7 @@ class ShardLoop:
         shard that waits between batches journals each intent just before it sends it, so
         if it dies while waiting, no intent it never sent is left to be looked up."""
         ahead, batch = self.ahead, self.state.batch
-        if ahead and (ahead[0].batch != batch or ahead[0].changes != n):
+        if ahead and ahead[0].batch != batch:
             self._discard_ahead()
         if not ahead:
             self._build_ahead(batch, n, self.ahead_max if behind else 1)
@@ -364,21 +361,13 @@ class ShardLoop:
             self.ops.rewind(self.ahead[0].ops_before)
             self.ahead.clear()
 
-    def _commit(
-        self, stmts: list[Statement], failed: DatabaseError | None = None
-    ) -> list[int] | None:
+    def _commit(self, stmts: list[Statement]) -> list[int] | None:
         """Rows changed per statement once committed; None if it did not (or cannot be
         known to have) committed. Retry policy: deadlock, lock wait timeout and a lost
         connection are retried up to ``plan.retries`` times with backoff; anything else
         (duplicate key, ...) fails the transaction at once. After a COMMIT whose
         connection died, the outcome is looked up, never guessed."""
-        first = 0
-        if failed is not None:  # the first attempt was made by the caller
-            retry, rows = self._after_error(failed, stmts)
-            if not retry or self.stop():
-                return rows
-            first = 1
-        for attempt in range(first, self.plan.retries + 1):
+        for attempt in range(self.plan.retries + 1):
             if attempt:
                 self.counters.add_fault("retries")
                 self.clock.sleep_ns(int(RETRY_BACKOFF_S[min(attempt - 1, 5)] * NS_PER_S))

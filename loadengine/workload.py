@@ -146,10 +146,7 @@ def insert_customers(
     sends) only ``with_params``: the text protocol never reads them."""
     first_id = keys.customer_id(first_k)
     ids = range(first_id, first_id + n * keys.stride, keys.stride)
-    if n == 1:  # the single-row path: skip ``choices``'s setup (same draw, same result)
-        names = [NAME_LITERALS[int(rng.random() * len(NAME_LITERALS))]]
-    else:
-        names = rng.choices(NAME_LITERALS, k=n)
+    names = rng.choices(NAME_LITERALS, k=n)
     values = chain.from_iterable(zip(ids, names, ids, strict=True))
     text = values_format("insert_customer", n) % tuple(values)
     params: tuple[object, ...] = ()
