@@ -63,10 +63,11 @@ def ahead_txns(batch_size: int, on_overload: str) -> int:
     return max(1, min(AHEAD_MAX_TXNS, AHEAD_CHANGES // max(1, batch_size)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Txn:
     """A transaction built ahead: its journal batch number, size, tag and statements,
-    the key cursor once it commits, and the operation sequence's position before it."""
+    the key cursor once it commits, and the operation sequence's position before it.
+    Never changed once built (not ``frozen``: see ``workload.Statement``)."""
 
     batch: int
     changes: int
