@@ -9,6 +9,9 @@ so drift hits both sides alike; binary log ROW on, ``sync_binlog=1`` (configs/my
   100-row multi-row UPDATE loop (random distinct existing rows, the engine's shape);
 - ``single16``: ``--workers 16 --batch-size 1 --mix insert_customer=1`` against sysbench
   ``oltp_insert --threads=16`` (single-row autocommit INSERTs);
+- ``single16p2``: the same 16 shards (16 connections) in 2 processes (``--processes 2``,
+  8 shards on threads each), against the same sysbench run shape: sysbench's 16 threads
+  share one process too;
 - ``bulk1000``: ``--workers 2 --batch-size 1000 --mix insert_customer=1`` against sysbench
   ``bulk_insert --threads=2`` (multi-row INSERTs of ~512 KiB per statement). Not the same
   row: sysbench's rows are two integers, the engine's are inventory customers (id, two
@@ -52,6 +55,16 @@ ENGINE_CASES = {
     "insert100": ["--workers", "2", "--batch-size", "100", "--mix", "insert_customer=1"],
     "update100": ["--workers", "2", "--batch-size", "100", "--mix", "update_customer=1"],
     "single16": ["--workers", "16", "--batch-size", "1", "--mix", "insert_customer=1"],
+    "single16p2": [
+        "--workers",
+        "16",
+        "--processes",
+        "2",
+        "--batch-size",
+        "1",
+        "--mix",
+        "insert_customer=1",
+    ],
     "bulk1000": ["--workers", "2", "--batch-size", "1000", "--mix", "insert_customer=1"],
     "default100": ["--workers", "2", "--batch-size", "100"],
 }
@@ -125,6 +138,7 @@ REFERENCES = {
     "insert100": "raw loop, 2 processes, 100-row multi-row INSERT",
     "update100": "raw loop, 2 processes, 100-row UPDATE ... WHERE id IN (random distinct rows)",
     "single16": "sysbench oltp_insert --threads=16 (single-row autocommit INSERT)",
+    "single16p2": "sysbench oltp_insert --threads=16 (single-row autocommit INSERT)",
     "bulk1000": "sysbench bulk_insert --threads=2 (2-integer rows, ~512 KiB statements)",
 }
 
@@ -195,7 +209,9 @@ def main() -> None:
     ap.add_argument("--markdown", default=str(RESULTS_MD))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--cases", default="insert100,update100,single16,bulk1000,default100")
+    ap.add_argument(
+        "--cases", default="insert100,update100,single16,single16p2,bulk1000,default100"
+    )
     ap.add_argument("--out", default="results/ceiling.json")
     a = ap.parse_args()
     if a.render:
@@ -214,6 +230,7 @@ def main() -> None:
         "insert100": lambda: raw_run(server.port, "insert", 100, 2, a.seconds),
         "update100": lambda: raw_run(server.port, "update", 100, 2, a.seconds),
         "single16": lambda: sysbench_insert(server.port, 16, a.seconds),
+        "single16p2": lambda: sysbench_insert(server.port, 16, a.seconds),
         "bulk1000": lambda: sysbench_bulk(server.port, 2, a.seconds),
     }
     report: dict = {"server": env, "seconds": a.seconds, "repeat": a.repeat, "cases": {}}

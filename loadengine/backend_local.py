@@ -1,5 +1,11 @@
 """The local process backend: one ``spawn``-ed OS process per shard, one queue back.
 
+With ``--processes P`` below the shard count, the shards are dealt to P processes
+(``plan.process_groups``) and each process runs its shards on threads, one thread per
+shard: each keeps its own connection, keys, journal and messages, exactly as alone in
+a process (the driver's C extension releases the GIL during a round trip). A
+replacement for a dead shard is always a process of its own.
+
 Implements the ``coordinator.Transport`` protocol. Nothing here knows about rates,
 merging or results; it only starts processes and carries ``messages`` objects.
 """
@@ -12,19 +18,23 @@ import os
 import queue
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
 from loadengine.messages import ShardFailed, ShardMessage, ShardReady
-from loadengine.plan import ShardPlan
+from loadengine.plan import ShardPlan, process_groups
 from loadengine.resources import NodeUsage, ProcessMeter, ShardUsage, node_usage
 
 GO_POLL_S = 0.05
 STOP_POLL_NS = 5_000_000
 
 
-def shard_process_main(plan: ShardPlan, out: Any, stop_event: Any, go: Any, start: Any) -> None:
-    """Entry point of a shard process. Never raises: failures become ``ShardFailed``."""
+def shard_process_main(
+    plans: list[ShardPlan], out: Any, stop_event: Any, go: Any, start: Any
+) -> None:
+    """Entry point of a shard process (one shard, or several on threads). Never raises:
+    a shard's failure becomes its ``ShardFailed``."""
     # The coordinator owns Ctrl-C/SIGTERM and stops shards through ``stop_event`` so that
     # in-flight transactions finish and are counted (or rolled back and not counted).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -40,6 +50,22 @@ def shard_process_main(plan: ShardPlan, out: Any, stop_event: Any, go: Any, star
             checked[0], checked[1] = now, stop_event.is_set() or os.getppid() != parent
         return bool(checked[1])
 
+    if len(plans) == 1:
+        _guarded(plans[0], out, stop, go, start)
+        return
+    import loadengine.database  # noqa: F401 - the driver, loaded once before the threads
+
+    threads = [
+        threading.Thread(target=_guarded, args=(plan, out, stop, go, start), daemon=True)
+        for plan in plans
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _guarded(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> None:
     try:
         _run_shard(plan, out, stop, go, start)
     except Exception as exc:
@@ -80,8 +106,9 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, node: str | None = None) -> None:
+    def __init__(self, node: str | None = None, processes: int | None = None) -> None:
         self.node = node or socket.gethostname()
+        self._processes = processes
         self._meter = ProcessMeter(self.node)
         self._ctx = mp.get_context("spawn")
         self._queue: Any = self._ctx.Queue()
@@ -91,14 +118,19 @@ class LocalBackend:
         self._procs: dict[int, Any] = {}
 
     def launch(self, plans: list[ShardPlan]) -> None:
+        for group in process_groups(len(plans), self._processes or len(plans)):
+            self._start_process([plans[i] for i in group])
+
+    def _start_process(self, plans: list[ShardPlan]) -> None:
+        first, last = plans[0].index, plans[-1].index
+        proc = self._ctx.Process(
+            target=shard_process_main,
+            args=(plans, self._queue, self._stop, self._go, self._start),
+            name=f"loadengine-shard-{first}" + (f"-{last}" if last != first else ""),
+            daemon=True,
+        )
+        proc.start()
         for plan in plans:
-            proc = self._ctx.Process(
-                target=shard_process_main,
-                args=(plan, self._queue, self._stop, self._go, self._start),
-                name=f"loadengine-shard-{plan.index}",
-                daemon=True,
-            )
-            proc.start()
             self._procs[plan.index] = proc
 
     def restart(self, plan: ShardPlan) -> None:
@@ -106,7 +138,7 @@ class LocalBackend:
         old = self._procs.get(plan.index)
         if old is not None:
             old.join(0.1)
-        self.launch([plan])
+        self._start_process([plan])
 
     def release(self, start_unix_ns: int) -> None:
         self._start.value = start_unix_ns
@@ -146,9 +178,10 @@ class LocalBackend:
 
     def close(self, timeout_s: float) -> None:
         self._stop.set()
-        for proc in self._procs.values():
+        procs = list({id(p): p for p in self._procs.values()}.values())
+        for proc in procs:
             proc.join(timeout_s)
-        for proc in self._procs.values():
+        for proc in procs:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1)

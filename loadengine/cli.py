@@ -37,7 +37,13 @@ def run(
     ] = None,
     duration: Annotated[str | None, typer.Option(help="Measured seconds")] = None,
     warmup: Annotated[str | None, typer.Option(help="Seconds of load before measuring")] = None,
-    workers: Annotated[str | None, typer.Option(help="Shards (OS processes)")] = None,
+    workers: Annotated[
+        str | None, typer.Option(help="Shards: one connection each (and one OS process each)")
+    ] = None,
+    processes: Annotated[
+        str | None,
+        typer.Option(help="OS processes the shards share, on threads (default: one per shard)"),
+    ] = None,
     batch_size: Annotated[str | None, typer.Option(help="Changes per transaction")] = None,
     log_interval: Annotated[str | None, typer.Option(help="Seconds between live lines")] = None,
     mix: Annotated[str | None, typer.Option(help="op=weight,... ")] = None,
@@ -86,6 +92,7 @@ def run(
         "duration_s": duration,
         "warmup_s": warmup,
         "workers": workers,
+        "processes": processes,
         "batch_size": batch_size,
         "log_interval_s": log_interval,
         "mix": mix,

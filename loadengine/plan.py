@@ -53,6 +53,7 @@ class RunPlan:
     thresholds: tuple[tuple[str, float], ...] = ()  # see loadengine.thresholds
     audit: bool = False  # read the run's binary-log window afterwards and compare
     follow_binlog: bool = False  # tail the binary log during the run (capture lag)
+    processes: int | None = None  # local backend: OS processes for the shards (None: one each)
 
     @property
     def total_s(self) -> int:
@@ -216,3 +217,16 @@ def shard_plans(
             )
         )
     return out
+
+
+def process_groups(shards: int, processes: int) -> list[list[int]]:
+    """Shard indices dealt to ``processes`` OS processes: contiguous runs whose sizes
+    differ by at most one (``--processes``; one process per shard when equal)."""
+    processes = max(1, min(processes, shards))
+    base, extra = divmod(shards, processes)
+    groups, first = [], 0
+    for p in range(processes):
+        size = base + (1 if p < extra else 0)
+        groups.append(list(range(first, first + size)))
+        first += size
+    return groups

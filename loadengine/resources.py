@@ -75,19 +75,26 @@ class ProcessMeter:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self._procs: dict[int, psutil.Process] = {}
+        self._procs: dict[int, psutil.Process] = {}  # by pid
 
     def read(self, pids: dict[int, int]) -> dict[int, ShardUsage]:
-        out: dict[int, ShardUsage] = {}
+        """Each process read once; shards sharing a process (``--processes``) each get
+        an equal share of its CPU and RSS, so that sums over shards stay true."""
+        sharing: dict[int, list[int]] = {}
         for shard, pid in pids.items():
-            proc = self._procs.get(shard)
-            if proc is None or proc.pid != pid:
+            sharing.setdefault(pid, []).append(shard)
+        out: dict[int, ShardUsage] = {}
+        for pid, shards in sharing.items():
+            proc = self._procs.get(pid)
+            if proc is None or not proc.is_running():  # new, or its pid was reused
                 proc = _open(pid)
                 if proc is None:
                     continue
-                self._procs[shard] = proc
+                self._procs[pid] = proc
             cpu, rss = _read(proc) or (0.0, 0)
-            out[shard] = ShardUsage(self.node, pid, round(cpu, 1), rss)
+            n = len(shards)
+            for shard in shards:
+                out[shard] = ShardUsage(self.node, pid, round(cpu / n, 1), rss // n)
         return out
 
 

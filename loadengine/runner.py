@@ -258,7 +258,7 @@ def _check_backend(ctx: RunContext) -> None:
 
 def _backend(ctx: RunContext) -> Any:
     if ctx.plan.backend == "local":
-        return LocalBackend()
+        return LocalBackend(processes=ctx.plan.processes)
     from loadengine import backend_ray  # Ray is an optional extra, loaded only here
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ FIELDS: tuple[Field, ...] = (
     Field("duration_s", "--duration", ("DURATION_SECONDS",), 10),
     Field("warmup_s", "--warmup", ("WARMUP_SECONDS",), 0),
     Field("workers", "--workers", ("CONCURRENCY",), None),
+    Field("processes", "--processes", ("LOADENGINE_PROCESSES",), None),
     Field("batch_size", "--batch-size", ("BATCH_SIZE",), 10),
     Field("log_interval_s", "--log-interval", ("LOG_INTERVAL_SECONDS",), 1.0),
     Field("mix", "--mix", ("LOADENGINE_MIX",), None),
@@ -346,6 +347,7 @@ def _finish(
             f"{fl('workers')} {workers}: exceeds the target of {min_rate} CPS; each shard needs "
             "at least 1 change/s (lower --workers or raise --target-cps)"
         )
+    processes = _processes(values["processes"], workers, str(values["backend"]), fl)
     on_overload = str(values["on_overload"])
     if on_overload not in OVERLOAD_POLICIES:
         raise SettingsError(
@@ -396,8 +398,21 @@ def _finish(
         thresholds=_thresholds(values, fl),
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
+        processes=processes,
         sources=tuple(sorted(sources.items())),
     )
+
+
+def _processes(raw: Any, workers: int, backend: str, fl: Callable[[str], str]) -> int | None:
+    """OS processes for the shards (local backend). None (the default) is one per shard."""
+    if raw is None:
+        return None
+    processes = _int(fl("processes"), raw, 1, f"from 1 to --workers ({workers})", workers)
+    if backend != "local":
+        raise SettingsError(
+            f"{fl('processes')} {raw!r}: only with --backend local (a Ray actor is one shard)"
+        )
+    return processes
 
 
 def parse_int(flag: str, value: Any, minimum: int, what: str, maximum: int | None = None) -> int:

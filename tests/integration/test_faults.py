@@ -217,3 +217,33 @@ def test_shard_killed_while_building_ahead_books_exact(dsn: Dsn, tmp_path: Path)
     assert doc["status"] == "completed" and doc["failures"][0]["action"] == "restarted"
     assert "ambiguous_unresolved_changes" not in doc["summary"]["faults"]
     _books_exact(doc)
+
+
+def test_process_of_two_shards_killed_restarts_both_and_books_exact(
+    dsn: Dsn, tmp_path: Path
+) -> None:
+    """``--processes 2`` puts two shards in each process, on threads: killing one process
+    kills two shards; both are named, recovered from their own journals and restarted
+    (each in a process of its own), and the run still commits exactly its plan."""
+    out = tmp_path / "r.json"
+    proc = start_cli(
+        *_run_args(
+            dsn, out, "--target-cps", "1000", "--duration", "8", "--workers", "4",
+            "--processes", "2", "--batch-size", "10", "--on-shard-failure", "restart",
+        )
+    )  # fmt: skip
+    wait_for_line(proc, "[   3s]")
+    pids = sorted(_shard_pids(psutil.Process(proc.pid)))
+    assert len(pids) == 2  # four shards, two processes
+    os.kill(pids[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stdout + stderr
+    doc = load_results(out)
+    assert doc["status"] == "completed"
+    assert doc["plan"]["processes"]["value"] == 2
+    dead = sorted(f["shard"] for f in doc["failures"])
+    assert len(dead) == 2 and {f["pid"] for f in doc["failures"]} == {pids[0]}
+    assert all(f["action"] == "restarted" for f in doc["failures"])
+    assert dead in ([0, 1], [2, 3])  # the two shards the killed process held
+    assert doc["summary"]["changes"] == 8_000
+    _books_exact(doc)

@@ -9,6 +9,7 @@ from loadengine.plan import (
     KeySpace,
     RunPlan,
     needs_seed,
+    process_groups,
     seed_rows_per_shard,
     shard_plans,
     split_rate,
@@ -242,3 +243,29 @@ def test_unthrottled_plan() -> None:
     assert plan.target_at(0) is None
     assert plan.planned_changes is None
     assert plan.target_cps is None
+
+
+@pytest.mark.parametrize(
+    ("shards", "processes", "expected"),
+    [
+        (4, 4, [[0], [1], [2], [3]]),
+        (4, 2, [[0, 1], [2, 3]]),
+        (5, 2, [[0, 1, 2], [3, 4]]),
+        (16, 3, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15]]),
+        (3, 1, [[0, 1, 2]]),
+        (2, 5, [[0], [1]]),
+    ],
+)
+def test_process_groups_deal_shards_in_contiguous_even_runs(
+    shards: int, processes: int, expected: list[list[int]]
+) -> None:
+    assert process_groups(shards, processes) == expected
+
+
+def test_process_groups_cover_every_shard_once() -> None:
+    for shards in range(1, 40):
+        for processes in range(1, shards + 1):
+            groups = process_groups(shards, processes)
+            assert [i for g in groups for i in g] == list(range(shards))
+            sizes = {len(g) for g in groups}
+            assert len(groups) == processes and max(sizes) - min(sizes) <= 1

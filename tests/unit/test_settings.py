@@ -67,7 +67,9 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         "target_cps": "default",
         "warmup_s": "default",
         "workers": "default (cpu count within 4..16, at most the target CPS)",
+        "processes": "default",
     }
+    assert plan.processes is None
 
 
 @pytest.mark.parametrize(
@@ -393,6 +395,21 @@ ERROR_CASES: list[tuple[str, dict[str, Any], dict[str, str], str | None, list[st
         ["steps[0].target_cps 0", ">= 1"],
     ),
     ("profile-empty-steps", {}, {}, "PROFILE:steps = []\n", ["profile steps", "non-empty"]),
+    (
+        "processes-above-workers",
+        {"workers": "4", "processes": "5"},
+        {},
+        None,
+        ["--processes '5'", "from 1 to --workers (4)"],
+    ),
+    ("processes-zero", {"processes": "0"}, {}, None, ["--processes '0'", "integer from 1"]),
+    (
+        "processes-with-ray",
+        {"workers": "4", "processes": "2", "backend": "ray"},
+        {},
+        None,
+        ["--processes '2'", "only with --backend local"],
+    ),
 ]
 
 
@@ -428,3 +445,9 @@ def test_backend_ray_with_address_resolves() -> None:
     assert (plan.backend, plan.ray_address) == ("ray", "auto")
     assert resolve({}, {"LOADENGINE_BACKEND": "ray"}).backend == "ray"
     assert resolve({}, {}).backend == "local"
+
+
+def test_processes_default_one_per_shard_and_env() -> None:
+    assert resolve({"workers": "8"}, {}).processes is None
+    assert resolve({"workers": "8", "processes": "2"}, {}).processes == 2
+    assert resolve({"workers": "8"}, {"LOADENGINE_PROCESSES": "4"}).processes == 4
