@@ -77,6 +77,10 @@ class Txn:
     ops_before: tuple[int, ...]
 
 
+# A transaction sent: (txn, intended ns, sent ns, done ns, rows per statement or None)
+Sent = tuple[Txn, int, int, int, list[int] | None]
+
+
 class Executor(Protocol):
     def run_transaction(self, stmts: list[Statement]) -> list[int]: ...
 
@@ -258,17 +262,14 @@ class ShardLoop:
                 st.missed_changes += missed
                 self.counters.missed_changes += missed
             n, intended_ns = sched.changes_in(st.batch), start_ns + sched.offset_ns(st.batch)
-        self._count_sent(st.batch + 1, n, now_ns - intended_ns)
+        following = st.batch + 1  # the schedule index after this batch
         behind = sched is None or (
-            st.batch < sched.batch_count and start_ns + sched.offset_ns(st.batch) <= now_ns
+            following < sched.batch_count and start_ns + sched.offset_ns(following) <= now_ns
         )
-        self._execute(n, intended_ns, behind)
-
-    def _execute(self, n: int, intended_ns: int, behind: bool) -> None:
-        txn = self._next_txn(n, behind)
+        txn = self._next_txn(st.batch + 1, n, behind)
         sent_ns = self.clock.now_ns()
         rows = self._journaled(txn, self._commit(txn.stmts))
-        self._book(txn, intended_ns, sent_ns, self.clock.now_ns(), rows)
+        self._book([(txn, intended_ns, sent_ns, self.clock.now_ns(), rows)])
 
     def _burst(self, start_ns: int, end_ns: int) -> None:
         """Send the transactions built ahead back to back while they are due, with nothing
@@ -278,7 +279,7 @@ class ShardLoop:
         transaction not yet due or one given up. Books exactly as one at a time would."""
         clock, ahead, sched, st = self.clock, self.ahead, self.schedule, self.state
         boundary_ns = min(end_ns, start_ns + (st.second + 1) * NS_PER_S)
-        sent: list[tuple[Txn, int, int, int, list[int] | None]] = []
+        sent: list[Sent] = []
         while ahead:
             now = clock.now_ns()
             if now >= boundary_ns or self.stop():
@@ -292,17 +293,7 @@ class ShardLoop:
             sent.append((txn, intended, now, clock.now_ns(), rows))
             if rows is None:
                 break
-        for txn, intended, sent_ns, done_ns, rows in sent:
-            self._count_sent(txn.batch, txn.changes, sent_ns - intended)
-            self._book(txn, intended, sent_ns, done_ns, rows)
-
-    def _count_sent(self, batch: int, changes: int, late_ns: int) -> None:
-        """Batch ``batch`` (journal number) of ``changes`` went out ``late_ns`` after its
-        intended time."""
-        if late_ns >= LATE_THRESHOLD_NS:
-            self.counters.late_batches += 1
-        self.state.batch = batch
-        self.state.sent_changes += changes
+        self._book(sent)
 
     def _journaled(self, txn: Txn, rows: list[int] | None) -> list[int] | None:
         """Record the outcome in the journal before anything else is sent."""
@@ -314,23 +305,31 @@ class ShardLoop:
             self.journal.ack(txn.batch, rows)
         return rows
 
-    def _book(
-        self, txn: Txn, intended_ns: int, sent_ns: int, done_ns: int, rows: list[int] | None
-    ) -> None:
-        if rows is None:
-            self.counters.add_fault("failed_changes", sum(st.rows for st in txn.stmts))
-            return
-        self.counters.add_commit(txn.stmts, rows)
-        self.cursor = txn.after
-        histogram.add(self.counters.latency_us, (done_ns - intended_ns) / 1000)
-        histogram.add(self.counters.service_us, (done_ns - sent_ns) / 1000)
+    def _book(self, sent: list[Sent]) -> None:
+        """Book transactions sent, in order, one loop for a whole burst: sent (late if
+        sent ``LATE_THRESHOLD_NS`` after its intended time), then committed or failed."""
+        counters, st = self.counters, self.state
+        latency, service = counters.latency_us, counters.service_us
+        for txn, intended_ns, sent_ns, done_ns, rows in sent:
+            if sent_ns - intended_ns >= LATE_THRESHOLD_NS:
+                counters.late_batches += 1
+            st.batch = txn.batch
+            st.sent_changes += txn.changes
+            if rows is None:
+                counters.add_fault("failed_changes", sum(s.rows for s in txn.stmts))
+                continue
+            counters.add_commit(txn.stmts, rows)
+            self.cursor = txn.after
+            histogram.add(latency, (done_ns - intended_ns) / 1000)
+            histogram.add(service, (done_ns - sent_ns) / 1000)
 
-    def _next_txn(self, n: int, behind: bool) -> Txn:
-        """The transaction for the batch about to be sent (``state.batch``, ``n`` changes).
+    def _next_txn(self, batch: int, n: int, behind: bool) -> Txn:
+        """The transaction for the batch about to be sent (journal number ``batch``, ``n``
+        changes).
         Built ahead only while the next batch is already due (unthrottled, or behind): a
         shard that waits between batches journals each intent just before it sends it, so
         if it dies while waiting, no intent it never sent is left to be looked up."""
-        ahead, batch = self.ahead, self.state.batch
+        ahead = self.ahead
         if ahead and ahead[0].batch != batch:
             self._discard_ahead()
         if not ahead:
