@@ -91,7 +91,11 @@ class ProcessMeter:
                 if proc is None:
                     continue
                 self._procs[pid] = proc
-            cpu, rss = _read(proc) or (0.0, 0)
+                # CPU % needs an interval: read right after opening, psutil divides the
+                # next clock tick by microseconds (seen: one sample of ~5,000 %)
+                cpu, rss = 0.0, (_read(proc) or (0.0, 0))[1]
+            else:
+                cpu, rss = _read(proc) or (0.0, 0)
             n = len(shards)
             for shard in shards:
                 out[shard] = ShardUsage(self.node, pid, round(cpu / n, 1), rss // n)

@@ -26,3 +26,11 @@ def test_shards_sharing_a_process_split_its_cpu_and_rss() -> None:
     alone = meter.read({0: me})[0]
     assert alone.rss_bytes > 0
     assert abs(sum(u.rss_bytes for u in shared.values()) - alone.rss_bytes) < alone.rss_bytes / 10
+
+
+def test_a_process_first_seen_reports_no_cpu_yet() -> None:
+    """CPU % needs an interval: the first reading of a process is 0, never a clock tick
+    divided by the microseconds since it was opened."""
+    for _ in range(20):
+        first = ProcessMeter("here").read({0: os.getpid()})[0]
+        assert first.cpu_pct == 0.0 and first.rss_bytes > 0
