@@ -34,6 +34,9 @@ def independent_counts(d: Dsn, doc: dict) -> dict[str, int]:
 def test_clean_run_audits_to_zero_and_matches_the_log_and_the_server(
     dsn: Dsn, tmp_path: Path
 ) -> None:
+    # 4 shards, not 2: this is often the suite's first run against a cold private server
+    # on a slow 2-core machine, and 2 connections at 75 commits/s each once ended 140
+    # changes short (unsent at the end, reported as such). The counts below stay exact.
     proc, out = run_load(
         dsn,
         tmp_path,
@@ -42,7 +45,7 @@ def test_clean_run_audits_to_zero_and_matches_the_log_and_the_server(
         "--duration",
         "5",
         "--workers",
-        "2",
+        "4",
         "--batch-size",
         "20",
         "--audit",

@@ -323,3 +323,36 @@ def test_small_batches_are_built_ahead_only_when_back_to_back(
         "customers": {"insert": 40, "update": 40},
         "orders": {"insert": 60, "update": 60},
     }
+
+
+class OversleepingClock(FakeClock):
+    """Every sleep lasts 2 ms longer than asked, like a loaded machine's."""
+
+    def sleep_ns(self, duration_ns: int) -> None:
+        super().sleep_ns(duration_ns + 2 * MS)
+
+
+def test_final_batch_due_in_the_runs_last_moment_is_still_sent() -> None:
+    """3,000 CPS over 4 shards in batches of 20 for 5 s: shard 2's phase puts its short
+    last batch 1 ns before the run's end. Woken 2 ms late, it used to stop with those 10
+    changes unsent (seen in the audit test: 14,980 of 15,000)."""
+    plan = shard_plan(((3000, 5),), batch_size=20, workers=4, index=2)
+    schedule = Schedule(plan.steps, plan.batch_size, plan.phase)
+    assert schedule.offset_ns(schedule.batch_count - 1) == 5 * NS_PER_S - 1
+    clock = OversleepingClock(start_ns=START_NS)
+    executor = RecordingExecutor(clock)
+    sent: list[ShardMessage] = []
+    ShardLoop(plan, executor, sent.append, lambda: False, clock).run(START_NS)
+    done, deltas = sent[-1], [m for m in sent if isinstance(m, ShardDelta)]
+    assert done == ShardDone(2, stopped_early=False, unsent_changes=0)
+    assert sum(executor.rows) == 3750 and executor.rows[-1] == 10
+    assert [d.second for d in deltas] == [0, 1, 2, 3, 4]
+    assert sum(change_counts(deltas)) == 3750
+
+
+def test_a_shard_behind_at_the_end_still_stops_there() -> None:
+    """Only the final batch gets sent after the end; a shard further behind stops."""
+    plan = shard_plan(((3000, 5),), batch_size=20, workers=4, index=2)
+    _, deltas, done = run_loop(plan, delay_ns=40 * MS)  # 26.7 ms per batch is due
+    assert done.unsent_changes > 10
+    assert [d.second for d in deltas] == [0, 1, 2, 3, 4]
