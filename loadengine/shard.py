@@ -275,11 +275,11 @@ class ShardLoop:
                 st.missed_changes += missed
                 self.counters.missed_changes += missed
             n, intended_ns = sched.changes_in(st.batch), start_ns + sched.offset_ns(st.batch)
-        following = st.batch + 1  # the schedule index after this batch
+        number = st.batch + 1  # this batch's journal number: the next batch's schedule index
         behind = sched is None or (
-            following < sched.batch_count and start_ns + sched.offset_ns(following) <= now_ns
+            number < sched.batch_count and start_ns + sched.offset_ns(number) <= now_ns
         )
-        txn = self._next_txn(st.batch + 1, n, behind)
+        txn = self._next_txn(number, n, behind)
         sent_ns = self.clock.now_ns()
         rows = self._journaled(txn, self._commit(txn.stmts))
         self._book([(txn, intended_ns, sent_ns, self.clock.now_ns(), rows)])

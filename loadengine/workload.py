@@ -60,8 +60,6 @@ class OpSequence:
         A whole cycle picks each operation exactly ``weight`` times and leaves the state as
         it found it, so whole cycles are counted at once and only the rest is stepped.
         """
-        if len(self._ops) == 1:  # one operation: every change is it, the state never moves
-            return {self._ops[0][0]: n}
         cycles, rest = divmod(n, self._total)
         counts = {op: w * cycles for op, w in self._ops if cycles}
         for _ in range(rest):
@@ -152,11 +150,8 @@ def insert_customers(
     first_id = keys.customer_id(first_k)
     ids = range(first_id, first_id + n * keys.stride, keys.stride)
     names = rng.choices(NAME_LITERALS, k=n)
-    if n == 1:  # a single-row run builds one per change: skip the iterator plumbing (-2 µs)
-        text = values_format("insert_customer", 1) % (first_id, names[0], first_id)
-    else:
-        values = chain.from_iterable(zip(ids, names, ids, strict=True))
-        text = values_format("insert_customer", n) % tuple(values)
+    values = chain.from_iterable(zip(ids, names, ids, strict=True))
+    text = values_format("insert_customer", n) % tuple(values)
     params: tuple[object, ...] = ()
     if with_params:
         pairs = [PAIR_OF_LITERAL[name] for name in names]
