@@ -3,8 +3,11 @@
 With ``--processes P`` below the shard count, the shards are dealt to P processes
 (``plan.process_groups``) and each process runs its shards on threads, one thread per
 shard: each keeps its own connection, keys, journal and messages, exactly as alone in
-a process (the driver's C extension releases the GIL during a round trip). A
-replacement for a dead shard is always a process of its own.
+a process (the driver's C extension releases the GIL during a round trip). With
+``--multiplex`` a process runs its shards on one thread instead, each on a greenlet of a
+``hub.Hub``, its round trips through ``wire.WireSession``: the same loop, the same
+messages, no thread switch between shards. A replacement for a dead shard is always a
+process of its own.
 
 Implements the ``coordinator.Transport`` protocol. Nothing here knows about rates,
 merging or results; it only starts processes and carries ``messages`` objects.
@@ -20,21 +23,62 @@ import signal
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from loadengine.clock import Clock, SystemClock
+from loadengine.dsn import Dsn
 from loadengine.messages import ShardFailed, ShardMessage, ShardReady
 from loadengine.plan import ShardPlan, process_groups
 from loadengine.resources import NodeUsage, ProcessMeter, ShardUsage, node_usage
 
+if TYPE_CHECKING:
+    from loadengine.shard import Executor
+
 GO_POLL_S = 0.05
+HUB_GO_POLL_NS = 2_000_000  # on a hub, the wait for ``go`` is a poll: look often
 STOP_POLL_NS = 5_000_000
 
 
+@dataclass(frozen=True)
+class ShardIO:
+    """Where a shard blocks: its session (round trips), its clock (pauses) and the wait
+    for the common release (``go``; True once released); ``multiplexed`` for the driver
+    line of its results (``database.driver_info``)."""
+
+    session: Callable[[Dsn, str], Executor]
+    clock: Clock
+    released: Callable[[Any], bool]
+    multiplexed: bool = False
+
+
+def _thread_io() -> ShardIO:
+    from loadengine.database import Session
+
+    return ShardIO(Session, SystemClock(), lambda go: bool(go.wait(GO_POLL_S)))
+
+
+def _hub_io(hub: Any) -> ShardIO:
+    from loadengine.hub import HubClock
+    from loadengine.wire import WireSession
+
+    clock = HubClock(hub)
+
+    def released(go: Any) -> bool:
+        if go.is_set():
+            return True
+        clock.sleep_ns(HUB_GO_POLL_NS)
+        return bool(go.is_set())
+
+    return ShardIO(lambda dsn, _protocol: WireSession(dsn, hub), clock, released, True)
+
+
 def shard_process_main(
-    plans: list[ShardPlan], out: Any, stop_event: Any, go: Any, start: Any
+    plans: list[ShardPlan], out: Any, stop_event: Any, go: Any, start: Any, multiplex: bool
 ) -> None:
-    """Entry point of a shard process (one shard, or several on threads). Never raises:
-    a shard's failure becomes its ``ShardFailed``."""
+    """Entry point of a shard process (one shard, or several on threads or on a hub).
+    Never raises: a shard's failure becomes its ``ShardFailed``."""
     # The coordinator owns Ctrl-C/SIGTERM and stops shards through ``stop_event`` so that
     # in-flight transactions finish and are counted (or rolled back and not counted).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -50,13 +94,24 @@ def shard_process_main(
             checked[0], checked[1] = now, stop_event.is_set() or os.getppid() != parent
         return bool(checked[1])
 
+    if multiplex:
+        from loadengine.hub import Hub
+
+        hub = Hub()
+        io = _hub_io(hub)
+        for plan in plans:
+            hub.spawn(_guarded, plan, out, stop, go, start, io)
+        hub.run()
+        return
     if len(plans) == 1:
-        _guarded(plans[0], out, stop, go, start)
+        _guarded(plans[0], out, stop, go, start, _thread_io())
         return
     import loadengine.database  # noqa: F401 - the driver, loaded once before the threads
 
     threads = [
-        threading.Thread(target=_guarded, args=(plan, out, stop, go, start), daemon=True)
+        threading.Thread(
+            target=_guarded, args=(plan, out, stop, go, start, _thread_io()), daemon=True
+        )
         for plan in plans
     ]
     for thread in threads:
@@ -65,34 +120,34 @@ def shard_process_main(
         thread.join()
 
 
-def _guarded(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> None:
+def _guarded(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any, io: ShardIO) -> None:
     try:
-        _run_shard(plan, out, stop, go, start)
+        _run_shard(plan, out, stop, go, start, io)
     except Exception as exc:
         error_class = getattr(exc, "error_class", "internal")
         out.put(ShardFailed(plan.index, error_class, str(exc).splitlines()[0][:300]))
 
 
-def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any) -> None:
+def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any, io: ShardIO) -> None:
     # Imported here: the driver is loaded in the shard process only, after spawn.
-    from loadengine.clock import SystemClock, monotonic_from_unix
-    from loadengine.database import Session, driver_info
+    from loadengine.clock import monotonic_from_unix
+    from loadengine.database import driver_info
     from loadengine.dsn import parse_dsn
     from loadengine.journal import Journal, path_for
     from loadengine.shard import ShardLoop, seed_keys
 
-    session = Session(parse_dsn(plan.dsn), plan.protocol)
+    session = io.session(parse_dsn(plan.dsn), plan.protocol)
     journal = None
     if plan.journal_dir is not None:
         journal = Journal(path_for(plan.journal_dir, plan.index, plan.generation))
     try:
         setup = seed_keys(plan, session) if plan.resume is None else {}
-        driver = driver_info().implementation
+        driver = driver_info(io.multiplexed).implementation
         out.put(ShardReady(plan.index, os.getpid(), socket.gethostname(), setup, driver))
-        while not go.wait(GO_POLL_S):
+        while not io.released(go):
             if stop():
                 return
-        clock = SystemClock()
+        clock = io.clock
         loop = ShardLoop(plan, session, out.put, stop, clock, journal)
         loop.run(monotonic_from_unix(clock, start.value))
     finally:
@@ -106,9 +161,12 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, node: str | None = None, processes: int | None = None) -> None:
+    def __init__(
+        self, node: str | None = None, processes: int | None = None, multiplex: bool = False
+    ) -> None:
         self.node = node or socket.gethostname()
         self._processes = processes
+        self._multiplex = multiplex
         self._meter = ProcessMeter(self.node)
         self._ctx = mp.get_context("spawn")
         self._queue: Any = self._ctx.Queue()
@@ -125,7 +183,7 @@ class LocalBackend:
         first, last = plans[0].index, plans[-1].index
         proc = self._ctx.Process(
             target=shard_process_main,
-            args=(plans, self._queue, self._stop, self._go, self._start),
+            args=(plans, self._queue, self._stop, self._go, self._start, self._multiplex),
             name=f"loadengine-shard-{first}" + (f"-{last}" if last != first else ""),
             daemon=True,
         )

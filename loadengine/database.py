@@ -67,8 +67,16 @@ class DriverInfo:
     implementation: str  # "c-extension" or "pure-python"
 
 
-def driver_info() -> DriverInfo:
+MULTIPLEXED = "multiplexed-wire"  # the driver's handshake, then ``wire``'s round trips
+
+
+def driver_info(multiplexed: bool = False) -> DriverInfo:
+    """Which implementation runs the round trips: the C extension, pure Python (the slow
+    fallback), or, for multiplexed shards (``wire``), loadengine's own ``COM_QUERY`` on
+    the connector's socket."""
     impl = "c-extension" if mysql.connector.HAVE_CEXT else "pure-python"
+    if multiplexed:
+        impl = MULTIPLEXED
     return DriverInfo("mysql-connector-python", mysql.connector.__version__, impl)
 
 
@@ -84,6 +92,12 @@ def classify(exc: BaseException) -> str:
     return f"mysql_{errno}" if errno else type(exc).__name__.lower()
 
 
+def classify_server_error(errno: int, sqlstate: str, message: str) -> str:
+    """The class of an error the server sent (``wire``), exactly as the driver's own
+    exception for it would be classified."""
+    return classify(errors.get_mysql_exception(errno, message, sqlstate or None))
+
+
 def is_connection_lost(error_class: str) -> bool:
     return error_class in ("connection_lost", "connection_refused")
 
@@ -94,9 +108,15 @@ def _safe_message(exc: BaseException, dsn: Dsn) -> str:
 
 
 def connect(
-    dsn: Dsn, *, with_database: bool = True, timeout_s: int = 5, multi_statements: bool = False
+    dsn: Dsn,
+    *,
+    with_database: bool = True,
+    timeout_s: int = 5,
+    multi_statements: bool = False,
+    pure: bool = False,
 ) -> Any:
-    """Open a connection (C extension when available). Raises ``DatabaseError``."""
+    """Open a connection (C extension when available, unless ``pure``: the pure-Python
+    connection exposes its socket, which ``wire`` drives). Raises ``DatabaseError``."""
     # Affected rows must be *changed* rows: that is what the binary log holds.
     flags = [-ClientFlag.FOUND_ROWS]
     if multi_statements:
@@ -106,7 +126,7 @@ def connect(
         "password": dsn.password,
         "connection_timeout": timeout_s,
         "autocommit": False,
-        "use_pure": not mysql.connector.HAVE_CEXT,
+        "use_pure": pure or not mysql.connector.HAVE_CEXT,
         "client_flags": flags,
     }
     if dsn.unix_socket:
@@ -237,17 +257,9 @@ class Session:
         ``workload.commit_probe``). Raises ``DatabaseError`` if the server cannot say."""
         try:
             self._set_autocommit_off()
-            rows = query(self._conn, text_sql(probe.sql), probe.params)
-            self._conn.commit()
         except DRIVER_ERRORS as exc:
-            self._rollback_quietly()
             raise DatabaseError(classify(exc), _safe_message(exc, self._dsn)) from None
-        found = int(rows[0][0])
-        if found not in (0, probe.expect):
-            raise DatabaseError(
-                "inconsistent", f"{found} of {probe.expect} rows of one transaction found"
-            )
-        return found == probe.expect
+        return probe_commit(self._conn, probe, self._dsn)
 
     def _set_autocommit_off(self) -> None:
         if self._autocommit and self._raw is not None:
@@ -280,6 +292,25 @@ class Session:
         self._cursors.clear()
         with contextlib.suppress(Exception):
             self._conn.close()
+
+
+def probe_commit(conn: Any, probe: CommitProbe, dsn: Dsn) -> bool:
+    """Run ``probe`` in a transaction of its own (autocommit off): True if all of the
+    probed transaction's rows are there, False if none; raises ``DatabaseError`` if the
+    server cannot say or the answer is partial."""
+    try:
+        rows = query(conn, text_sql(probe.sql), probe.params)
+        conn.commit()
+    except DRIVER_ERRORS as exc:
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        raise DatabaseError(classify(exc), _safe_message(exc, dsn)) from None
+    found = int(rows[0][0])
+    if found not in (0, probe.expect):
+        raise DatabaseError(
+            "inconsistent", f"{found} of {probe.expect} rows of one transaction found"
+        )
+    return found == probe.expect
 
 
 def server_environment(conn: Any) -> dict[str, Any]:

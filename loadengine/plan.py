@@ -54,6 +54,7 @@ class RunPlan:
     audit: bool = False  # read the run's binary-log window afterwards and compare
     follow_binlog: bool = False  # tail the binary log during the run (capture lag)
     processes: int | None = None  # local backend: OS processes for the shards (None: one each)
+    multiplex: bool = False  # local backend: a process's shards on one thread (``hub``)
 
     @property
     def total_s(self) -> int:

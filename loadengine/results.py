@@ -264,6 +264,7 @@ def plan_document(plan: RunPlan) -> dict[str, Any]:
         "warmup_s": plan.warmup_s,
         "workers": plan.workers,
         "processes": plan.processes or plan.workers,
+        "multiplex": plan.multiplex,
         "batch_size": plan.batch_size,
         "log_interval_s": plan.log_interval_s,
         "mix": ",".join(f"{op}={w}" for op, w in plan.mix),

@@ -129,8 +129,8 @@ def _check_stop(ctx: RunContext) -> None:
         raise RunError("interrupted before the load started", EXIT_BY_SIGNAL[ctx.stop.signum or 2])
 
 
-def _environment() -> dict[str, Any]:
-    drv = database.driver_info()
+def _environment(multiplexed: bool) -> dict[str, Any]:
+    drv = database.driver_info(multiplexed)
     return {
         "loadengine": __version__,
         "python": platform.python_version(),
@@ -258,7 +258,7 @@ def _check_backend(ctx: RunContext) -> None:
 
 def _backend(ctx: RunContext) -> Any:
     if ctx.plan.backend == "local":
-        return LocalBackend(processes=ctx.plan.processes)
+        return LocalBackend(processes=ctx.plan.processes, multiplex=ctx.plan.multiplex)
     from loadengine import backend_ray  # Ray is an optional extra, loaded only here
 
     try:
@@ -290,9 +290,10 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
         coord.run()
     finally:
         backend.close(5.0)
-    drivers = {r.driver for r in coord.out.ready.values()} - {"c-extension"}
+    meant = database.driver_info(ctx.plan.multiplex).implementation
+    drivers = {r.driver for r in coord.out.ready.values()} - {meant}
     if drivers:
-        say(f"WARNING: shards ran the {', '.join(sorted(drivers))} driver, not the C extension")
+        say(f"WARNING: shards ran the {', '.join(sorted(drivers))} driver, not {meant}")
 
 
 def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
@@ -311,8 +312,8 @@ def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    ctx.environment = _environment()
-    if ctx.environment["driver"]["implementation"] != "c-extension":
+    ctx.environment = _environment(ctx.plan.multiplex)
+    if not ctx.plan.multiplex and database.driver_info().implementation != "c-extension":
         say("WARNING: mysql-connector-python C extension unavailable; running pure Python")
     try:
         with signals_to(ctx.stop):

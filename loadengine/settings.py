@@ -7,6 +7,7 @@ and records, per setting, which layer it came from. Every bad value raises
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -52,6 +53,7 @@ FIELDS: tuple[Field, ...] = (
     Field("warmup_s", "--warmup", ("WARMUP_SECONDS",), 0),
     Field("workers", "--workers", ("CONCURRENCY",), None),
     Field("processes", "--processes", ("LOADENGINE_PROCESSES",), None),
+    Field("multiplex", "--multiplex", ("LOADENGINE_MULTIPLEX",), False),
     Field("batch_size", "--batch-size", ("BATCH_SIZE",), 10),
     Field("log_interval_s", "--log-interval", ("LOG_INTERVAL_SECONDS",), 1.0),
     Field("mix", "--mix", ("LOADENGINE_MIX",), None),
@@ -399,6 +401,7 @@ def _finish(
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
         processes=processes,
+        multiplex=_multiplex(values["multiplex"], backend, protocol, fl),
         sources=tuple(sorted(sources.items())),
     )
 
@@ -413,6 +416,23 @@ def _processes(raw: Any, workers: int, backend: str, fl: Callable[[str], str]) -
             f"{fl('processes')} {raw!r}: only with --backend local (a Ray actor is one shard)"
         )
     return processes
+
+
+def _multiplex(raw: Any, backend: str, protocol: str, fl: Callable[[str], str]) -> bool:
+    """Shards of one process on one thread (``hub``); local backend, text protocol."""
+    if not parse_bool(fl("multiplex"), raw):
+        return False
+    if backend != "local":
+        raise SettingsError(f"{fl('multiplex')}: only with --backend local")
+    if protocol != "text":
+        raise SettingsError(
+            f"{fl('multiplex')}: only with --protocol text (its round trips are text queries)"
+        )
+    if importlib.util.find_spec("greenlet") is None:
+        raise SettingsError(
+            f"{fl('multiplex')}: needs the greenlet package (pip install 'loadengine[multiplex]')"
+        )
+    return True
 
 
 def parse_int(flag: str, value: Any, minimum: int, what: str, maximum: int | None = None) -> int:

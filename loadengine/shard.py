@@ -88,6 +88,8 @@ class Executor(Protocol):
 
     def committed(self, probe: CommitProbe) -> bool: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(slots=True)
 class Counters:

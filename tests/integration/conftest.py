@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
 from loadengine import database, embedded, schema_admin
@@ -156,3 +157,12 @@ def window_text(d: Dsn, doc: dict) -> str:
         check=True,
         text=True,
     ).stdout
+
+
+def shard_pids(proc: psutil.Process) -> list[int]:
+    """The shard processes under a running ``loadengine run``."""
+    return [
+        c.pid
+        for c in proc.children(recursive=True)
+        if "spawn_main" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())
+    ]

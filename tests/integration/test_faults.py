@@ -17,6 +17,7 @@ from loadengine.dsn import Dsn
 from tests.integration.conftest import (
     assert_audit_exact,
     load_results,
+    shard_pids,
     start_cli,
     wait_for_line,
 )
@@ -146,14 +147,6 @@ def test_killed_connections_reconnect_and_books_exact(dsn: Dsn, tmp_path: Path) 
     assert s["changes"] == 8_000  # retried after reconnecting: nothing lost, nothing twice
 
 
-def _shard_pids(proc: psutil.Process) -> list[int]:
-    return [
-        c.pid
-        for c in proc.children(recursive=True)
-        if "spawn_main" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())
-    ]
-
-
 @pytest.mark.parametrize(
     ("policy", "code", "status"), [("restart", 0, "completed"), ("abort", 1, "failed")]
 )
@@ -178,7 +171,7 @@ def test_shard_killed_is_named_and_books_exact(
         )
     )
     wait_for_line(proc, "[   3s]")
-    victim = sorted(_shard_pids(psutil.Process(proc.pid)))[0]
+    victim = sorted(shard_pids(psutil.Process(proc.pid)))[0]
     killed_at = time.monotonic()
     os.kill(victim, signal.SIGKILL)
     line = wait_for_line(proc, "DIED" if policy == "restart" else "FAILED")
@@ -210,7 +203,7 @@ def test_shard_killed_while_building_ahead_books_exact(dsn: Dsn, tmp_path: Path)
         )
     )  # fmt: skip
     wait_for_line(proc, "[   2s]")
-    os.kill(sorted(_shard_pids(psutil.Process(proc.pid)))[0], signal.SIGKILL)
+    os.kill(sorted(shard_pids(psutil.Process(proc.pid)))[0], signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stdout + stderr
     doc = load_results(out)
@@ -233,7 +226,7 @@ def test_process_of_two_shards_killed_restarts_both_and_books_exact(
         )
     )  # fmt: skip
     wait_for_line(proc, "[   3s]")
-    pids = sorted(_shard_pids(psutil.Process(proc.pid)))
+    pids = sorted(shard_pids(psutil.Process(proc.pid)))
     assert len(pids) == 2  # four shards, two processes
     os.kill(pids[0], signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=60)

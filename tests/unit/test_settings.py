@@ -68,6 +68,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         "warmup_s": "default",
         "workers": "default (cpu count within 4..16, at most the target CPS)",
         "processes": "default",
+        "multiplex": "default",
     }
     assert plan.processes is None
 
@@ -451,3 +452,23 @@ def test_processes_default_one_per_shard_and_env() -> None:
     assert resolve({"workers": "8"}, {}).processes is None
     assert resolve({"workers": "8", "processes": "2"}, {}).processes == 2
     assert resolve({"workers": "8"}, {"LOADENGINE_PROCESSES": "4"}).processes == 4
+
+
+def test_multiplex_default_off_flag_and_env() -> None:
+    assert resolve({}, {}).multiplex is False
+    assert resolve({"multiplex": True}, {}).multiplex is True
+    assert resolve({}, {"LOADENGINE_MULTIPLEX": "on"}).multiplex is True
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        ({"multiplex": True, "backend": "ray"}, "only with --backend local"),
+        ({"multiplex": True, "protocol": "prepared"}, "only with --protocol text"),
+    ],
+)
+def test_multiplex_refused_where_it_cannot_run(flags: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        resolve(flags, {})
+    assert str(excinfo.value).startswith("--multiplex: ")
+    assert fragment in str(excinfo.value) and "\n" not in str(excinfo.value)
