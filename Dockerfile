@@ -5,6 +5,6 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY loadengine ./loadengine
 COPY configs ./configs
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[multiplex]"
 ENTRYPOINT ["loadengine"]
 CMD ["run", "--profile", "smoke"]

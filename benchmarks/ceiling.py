@@ -12,6 +12,8 @@ so drift hits both sides alike; binary log ROW on, ``sync_binlog=1`` (configs/my
 - ``single16p2``: the same 16 shards (16 connections) in 2 processes (``--processes 2``,
   8 shards on threads each), against the same sysbench run shape: sysbench's 16 threads
   share one process too;
+- ``single16m``: the same 16 shards in one process on one thread (``--processes 1
+  --multiplex``: greenlets on an ``epoll`` hub, round trips through ``loadengine.wire``);
 - ``bulk1000``: ``--workers 2 --batch-size 1000 --mix insert_customer=1`` against sysbench
   ``bulk_insert --threads=2`` (multi-row INSERTs of ~512 KiB per statement). Not the same
   row: sysbench's rows are two integers, the engine's are inventory customers (id, two
@@ -60,6 +62,17 @@ ENGINE_CASES = {
         "16",
         "--processes",
         "2",
+        "--batch-size",
+        "1",
+        "--mix",
+        "insert_customer=1",
+    ],
+    "single16m": [
+        "--workers",
+        "16",
+        "--processes",
+        "1",
+        "--multiplex",
         "--batch-size",
         "1",
         "--mix",
@@ -139,6 +152,7 @@ REFERENCES = {
     "update100": "raw loop, 2 processes, 100-row UPDATE ... WHERE id IN (random distinct rows)",
     "single16": "sysbench oltp_insert --threads=16 (single-row autocommit INSERT)",
     "single16p2": "sysbench oltp_insert --threads=16 (single-row autocommit INSERT)",
+    "single16m": "sysbench oltp_insert --threads=16 (single-row autocommit INSERT)",
     "bulk1000": "sysbench bulk_insert --threads=2 (2-integer rows, ~512 KiB statements)",
 }
 
@@ -210,7 +224,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument(
-        "--cases", default="insert100,update100,single16,single16p2,bulk1000,default100"
+        "--cases",
+        default="insert100,update100,single16,single16p2,single16m,bulk1000,default100",
     )
     ap.add_argument("--out", default="results/ceiling.json")
     a = ap.parse_args()
@@ -231,6 +246,7 @@ def main() -> None:
         "update100": lambda: raw_run(server.port, "update", 100, 2, a.seconds),
         "single16": lambda: sysbench_insert(server.port, 16, a.seconds),
         "single16p2": lambda: sysbench_insert(server.port, 16, a.seconds),
+        "single16m": lambda: sysbench_insert(server.port, 16, a.seconds),
         "bulk1000": lambda: sysbench_bulk(server.port, 2, a.seconds),
     }
     report: dict = {"server": env, "seconds": a.seconds, "repeat": a.repeat, "cases": {}}

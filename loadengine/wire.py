@@ -81,7 +81,10 @@ def _lenenc(payload: bytes, pos: int) -> tuple[int, int]:
 
 def parse_ok(payload: bytes) -> tuple[int, int]:
     """(affected rows, server status flags) of an ``OK`` packet."""
-    rows, pos = _lenenc(payload, 1)
+    rows = payload[1]
+    pos = 2
+    if rows >= 0xFB:
+        rows, pos = _lenenc(payload, 1)
     _, pos = _lenenc(payload, pos)  # last insert id
     status = payload[pos] | payload[pos + 1] << 8
     return rows, status
@@ -161,7 +164,13 @@ class WireSession:
             raise DatabaseError("connection_lost", f"lost connection: {exc}", in_commit) from None
 
     def _send(self, data: bytes) -> None:
-        view = memoryview(data)
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            sent = 0
+        if sent == len(data):  # the common case: all of it at once
+            return
+        view = memoryview(data)[sent:]
         while view:
             try:
                 view = view[self._sock.send(view) :]
