@@ -107,6 +107,16 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def maxima(url: str, workers: int, tmp: Path) -> dict:
+    """The default mix's maximum at batch 100 and at batch 10 (10 s each)."""
+    top = run(url, "max", 10, 100, workers, tmp / "max.json")
+    top10 = run(url, "max", 10, 10, workers, tmp / "max10.json")
+    return {
+        "max_cps": top["summary"]["achieved_cps"],
+        "max_cps_batch10": top10["summary"]["achieved_cps"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=2)
@@ -123,10 +133,7 @@ def main() -> None:
     report["targets"] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            top = run(d.to_url(), "max", 10, 100, a.workers, Path(tmp) / "max.json")
-            report["max_cps"] = top["summary"]["achieved_cps"]
-            top10 = run(d.to_url(), "max", 10, 10, a.workers, Path(tmp) / "max10.json")
-            report["max_cps_batch10"] = top10["summary"]["achieved_cps"]
+            report.update(maxima(d.to_url(), a.workers, Path(tmp)))
             ceiling = int(report["max_cps"] * 0.8)
             for name in a.targets.split(","):
                 target = ceiling if name == "max80" else int(name)
