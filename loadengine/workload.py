@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import TypeVar
 
 from loadengine.plan import KeySpace
 from loadengine.schema import PRODUCT_IDS
+
+T = TypeVar("T")
 
 FIRST_NAMES = ("Sally", "George", "Edward", "Anne", "Maria", "Ken", "Priya", "Omar", "Lena", "Tom")
 LAST_NAMES = ("Thomas", "Bailey", "Walker", "Kretchmar", "Garcia", "Ito", "Rao", "Haddad", "Berg")
@@ -141,15 +145,23 @@ def values_format(op: str, rows: int) -> str:
     return _SQL_HEADS[op][0] + ",".join([_ROW_FORMATS[op]] * rows)
 
 
+def draws(rng: random.Random, population: Sequence[T], k: int) -> list[T]:
+    """``k`` uniform draws with replacement: exactly ``rng.choices(population, k=k)``
+    (the same ``floor(random() * len)`` per draw, so the same values), without its
+    argument handling, which at one row per statement cost more than the draw."""
+    random_, size = rng.random, len(population)
+    return [population[int(random_() * size)] for _ in range(k)]
+
+
 def insert_customers(
     rng: random.Random, keys: KeySpace, first_k: int, n: int, with_params: bool = True
 ) -> Statement:
     """New customers with uniform names. The text is made without a Python step per row
-    (``choices``, ``zip`` and one %-format); ``params`` (what the prepared protocol
+    (``draws``, ``zip`` and one %-format); ``params`` (what the prepared protocol
     sends) only ``with_params``: the text protocol never reads them."""
     first_id = keys.customer_id(first_k)
     ids = range(first_id, first_id + n * keys.stride, keys.stride)
-    names = rng.choices(NAME_LITERALS, k=n)
+    names = draws(rng, NAME_LITERALS, n)
     values = chain.from_iterable(zip(ids, names, ids, strict=True))
     text = values_format("insert_customer", n) % tuple(values)
     params: tuple[object, ...] = ()
@@ -182,14 +194,14 @@ def insert_orders(
     with_params: bool = True,
 ) -> Statement:
     """Orders of existing customers; dates, purchasers and (quantity, product) pairs
-    uniform, each drawn for the whole statement with ``choices`` and the text made with
+    uniform, each drawn for the whole statement with ``draws`` and the text made with
     ``zip`` and one %-format, as for customers."""
     stride = keys.stride
     o_first = keys.order_number(first_k)
     numbers = range(o_first, o_first + n * stride, stride)
-    dates = rng.choices(DATE_LITERALS, k=n)
-    purchasers = _ids(keys.customer_id(0), stride, rng.choices(range(customers), k=n))
-    qps = rng.choices(QUANTITY_PRODUCT_LITERALS, k=n)
+    dates = draws(rng, DATE_LITERALS, n)
+    purchasers = _ids(keys.customer_id(0), stride, draws(rng, range(customers), n))
+    qps = draws(rng, QUANTITY_PRODUCT_LITERALS, n)
     values = chain.from_iterable(zip(numbers, dates, purchasers, qps, strict=True))
     text = values_format("insert_order", n) % tuple(values)
     params: tuple[object, ...] = ()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 
+from loadengine import workload
 from loadengine.plan import DEFAULT_MIX, KeySpace
 from loadengine.workload import (
     ORDER_DATES,
@@ -315,3 +317,11 @@ def test_text_only_statements_are_the_same_changes_without_params(seed: int) -> 
     assert [s.text for s in lean] == [s.text for s in full] and lean_after == after
     assert [s.op for s in lean[:2]] == ["insert_customer", "insert_order"]
     assert lean[0].params == lean[1].params == () and full[0].params and full[1].params
+
+
+@pytest.mark.parametrize("population", [("a", "b", "c"), range(7), tuple(range(1000))])
+def test_draws_are_exactly_random_choices(population: Sequence[object]) -> None:
+    for seed in range(20):
+        a, b = random.Random(seed), random.Random(seed)
+        assert workload.draws(a, population, 25) == b.choices(population, k=25)
+        assert a.random() == b.random()  # the generators stay in step
