@@ -93,9 +93,8 @@ class Hub:
             raise HubError("a task waited outside Hub.run")
         self._main.switch()
 
-    def wait_readable(self, sock: Any) -> None:
-        """Suspend the calling task until ``sock`` has data (or is closed by the peer)."""
-        fd = sock.fileno()
+    def wait_readable(self, fd: int) -> None:
+        """Suspend the calling task until socket ``fd`` has data (or the peer closed)."""
         self._waiting[fd] = greenlet.getcurrent()
         if fd not in self._watched:
             self._poll.register(fd, select.EPOLLIN)
@@ -108,9 +107,8 @@ class Hub:
         heapq.heappush(self._timers, (due, next(self._seq), greenlet.getcurrent()))
         self._suspend()
 
-    def forget(self, sock: Any) -> None:
-        """Stop watching ``sock`` (before it is closed)."""
-        fd = sock.fileno()
+    def forget(self, fd: int) -> None:
+        """Stop watching socket ``fd`` (before it is closed)."""
         self._waiting.pop(fd, None)
         if fd >= 0:
             self._unwatch(fd)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from typing import Any, Protocol
+from typing import Protocol
 
 from loadengine.database import DatabaseError, classify_server_error, connect, probe_commit
 from loadengine.dsn import Dsn
@@ -37,9 +37,9 @@ SEND_RETRY_NS = 100_000  # a full socket buffer (a very large statement): look a
 def query_packets(sql: bytes) -> bytes:
     """``COM_QUERY`` for ``sql``: split into packets of at most ``MAX_PAYLOAD`` bytes
     (sequence ids 0, 1, ...), plus an empty one if the last is exactly full."""
+    if len(sql) + 1 < MAX_PAYLOAD:  # the common case: one packet
+        return (len(sql) + 1).to_bytes(3, "little") + b"\x00\x03" + sql
     payload = bytes([COM_QUERY]) + sql
-    if len(payload) < MAX_PAYLOAD:  # the common case: one packet
-        return len(payload).to_bytes(3, "little") + b"\x00" + payload
     out = bytearray()
     for seq, start in enumerate(range(0, len(payload) + 1, MAX_PAYLOAD)):
         chunk = payload[start : start + MAX_PAYLOAD]
@@ -55,6 +55,16 @@ class PacketBuffer:
 
     def feed(self, data: bytes) -> None:
         self._buf += data
+
+    def push(self, data: bytes) -> bytes | None:
+        """``feed`` then ``next_packet``; when nothing is held and ``data`` is exactly one
+        packet (a reply to one statement), its payload without copying through the
+        buffer."""
+        whole = len(data) >= 4 and 4 + (data[0] | data[1] << 8 | data[2] << 16) == len(data)
+        if whole and not self._buf:
+            return data[4:]
+        self._buf += data
+        return self.next_packet()
 
     def next_packet(self) -> bytes | None:
         buf = self._buf
@@ -103,7 +113,7 @@ def parse_err(payload: bytes) -> tuple[int, str, str]:
 class Waiter(Protocol):
     """What a session needs from the hub: wait until a socket is readable, or a while."""
 
-    def wait_readable(self, sock: Any) -> None: ...
+    def wait_readable(self, fd: int) -> None: ...
 
     def sleep_ns(self, duration_ns: int) -> None: ...
 
@@ -127,6 +137,7 @@ class WireSession:
         self._timeout_s = self._sock.gettimeout()  # the driver's, for its own calls
         self._tls = isinstance(self._sock, ssl.SSLSocket)
         self._sock.setblocking(False)
+        self._fd = self._sock.fileno()
         self._buf = PacketBuffer()
         self._autocommit = False
 
@@ -178,19 +189,18 @@ class WireSession:
                 self._hub.sleep_ns(SEND_RETRY_NS)
 
     def _next_packet(self) -> bytes:
-        while True:
-            payload = self._buf.next_packet()
-            if payload is not None:
-                return payload
+        payload = self._buf.next_packet()  # one held from an earlier read
+        while payload is None:
             if not (self._tls and self._sock.pending()):  # TLS may hold decrypted bytes
-                self._hub.wait_readable(self._sock)
+                self._hub.wait_readable(self._fd)
             try:
                 data = self._sock.recv(RECV_BYTES)
             except (BlockingIOError, ssl.SSLWantReadError):
                 continue
             if not data:
                 raise ConnectionResetError("the server closed the connection")
-            self._buf.feed(data)
+            payload = self._buf.push(data)
+        return payload
 
     def _rollback_quietly(self) -> None:
         with contextlib.suppress(DatabaseError):
@@ -214,7 +224,7 @@ class WireSession:
     def close(self) -> None:
         unregister = getattr(self._hub, "forget", None)
         if unregister is not None:
-            unregister(self._sock)
+            unregister(self._fd)
         with contextlib.suppress(Exception):  # closing a connection that may be gone
             self._sock.settimeout(self._timeout_s)
             self._conn.close()

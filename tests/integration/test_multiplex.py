@@ -35,8 +35,8 @@ pytestmark = pytest.mark.integration
 class BlockingWaiter:
     """A hub stand-in for one session outside a hub: waits in place."""
 
-    def wait_readable(self, sock: object) -> None:
-        select.select([sock], [], [], 10)
+    def wait_readable(self, fd: int) -> None:
+        select.select([fd], [], [], 10)
 
     def sleep_ns(self, duration_ns: int) -> None:
         time.sleep(duration_ns / 1e9)

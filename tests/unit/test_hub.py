@@ -33,7 +33,7 @@ def test_a_task_waiting_on_a_socket_resumes_when_data_arrives() -> None:
     left.setblocking(False)
 
     def reader() -> None:
-        hub.wait_readable(left)
+        hub.wait_readable(left.fileno())
         events.append(("read", left.recv(100)))
 
     def writer() -> None:
@@ -56,7 +56,7 @@ def test_many_sockets_each_resume_only_their_own_task() -> None:
     def reader(i: int) -> None:
         sock = pairs[i][0]
         sock.setblocking(False)
-        hub.wait_readable(sock)
+        hub.wait_readable(sock.fileno())
         got[i] = sock.recv(100)
 
     def writer() -> None:
@@ -81,7 +81,7 @@ def test_a_closed_peer_while_nobody_waits_is_dropped_not_spun_on() -> None:
 
     def task() -> None:
         right.send(b"x")
-        hub.wait_readable(left)
+        hub.wait_readable(left.fileno())
         left.recv(10)
         right.close()  # readable (EOF) from now on, but nobody waits for it
         for _ in range(3):

@@ -65,3 +65,12 @@ def test_err_packet_with_and_without_sqlstate() -> None:
         "Duplicate entry '1'",
     )
     assert wire.parse_err(b"\xff\x15\x04Access denied") == (1045, "", "Access denied")
+
+
+def test_push_returns_a_whole_packet_and_holds_the_rest() -> None:
+    buf = wire.PacketBuffer()
+    assert buf.push(b"\x02\x00\x00\x01ab") == b"ab"  # exactly one packet
+    assert buf.push(b"\x03\x00\x00\x01cd") is None  # one byte short
+    assert buf.push(b"e\x01\x00\x00\x02f") == b"cde"  # completed, and the next one held
+    assert buf.next_packet() == b"f"
+    assert buf.next_packet() is None
