@@ -19,7 +19,6 @@ import heapq
 import itertools
 import select
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -46,29 +45,28 @@ class Hub:
         self._waiting: dict[int, greenlet.greenlet] = {}  # fd -> task waiting to read
         self._timers: list[tuple[int, int, greenlet.greenlet]] = []  # (due ns, seq, task)
         self._seq = itertools.count()
-        self._ready: deque[greenlet.greenlet] = deque()
         self._tasks: list[greenlet.greenlet] = []
+        self._alive = 0
         self._main: greenlet.greenlet | None = None
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
-        task = greenlet.greenlet(lambda: fn(*args))
-        self._tasks.append(task)
-        self._ready.append(task)
+        """Add a task (before ``run``)."""
+        self._tasks.append(greenlet.greenlet(lambda: fn(*args)))
 
     def run(self) -> None:
         self._main = greenlet.getcurrent()
+        self._alive = len(self._tasks)
         for task in self._tasks:
             task.parent = self._main  # a task that ends returns here
-        while any(not t.dead for t in self._tasks):
-            self._run_ready()
-            if not any(not t.dead for t in self._tasks):
-                break
+        for task in self._tasks:
+            self._resume(task)
+        while self._alive:
             self._wait_and_resume()
 
-    def _run_ready(self) -> None:
-        ready = self._ready
-        while ready:
-            ready.popleft().switch()
+    def _resume(self, task: greenlet.greenlet) -> None:
+        task.switch()  # returns when the task waits again, or has ended
+        if task.dead:
+            self._alive -= 1
 
     def _wait_and_resume(self) -> None:
         timers = self._timers
@@ -83,10 +81,10 @@ class Hub:
             if task is None:  # readable while nobody waits (the peer closed): stop watching
                 self._unwatch(fd)
                 continue
-            task.switch()
+            self._resume(task)
         now = time.monotonic_ns()
         while timers and timers[0][0] <= now:
-            heapq.heappop(timers)[2].switch()
+            self._resume(heapq.heappop(timers)[2])
 
     def _suspend(self) -> None:
         if self._main is None:

@@ -110,3 +110,17 @@ def test_an_exception_in_a_task_ends_the_run() -> None:
 def test_waiting_outside_run_is_an_error() -> None:
     with pytest.raises(HubError):
         Hub().sleep_ns(0)
+
+
+def test_tasks_that_never_wait_and_tasks_that_do_all_end() -> None:
+    hub, done = Hub(), []
+    hub.spawn(done.append, "quick")
+
+    def slow() -> None:
+        hub.sleep_ns(2 * MS)
+        done.append("slow")
+
+    hub.spawn(slow)
+    hub.spawn(done.append, "quick2")
+    hub.run()
+    assert done == ["quick", "quick2", "slow"]
