@@ -168,7 +168,9 @@ def markdown(report: dict) -> str:
         f"log_bin={srv.get('log_bin')}, binlog_format={srv.get('binlog_format')}, "
         f"sync_binlog={srv.get('sync_binlog')}, innodb_flush_log_at_trx_commit="
         f"{srv.get('innodb_flush_log_at_trx_commit')}. Engine driver: {driver['name']} "
-        f"{driver['version']} ({driver['implementation']}), text protocol. "
+        f"{driver['version']} ({driver['implementation']}), text protocol; with "
+        "`--multiplex` the driver only opens the connections and the round trips go through "
+        "`loadengine.wire` (multiplexed-wire). "
         f"{report['repeat']} interleaved repeats of {report['seconds']:.0f} s; rows/s median "
         "(min-max); ratio = engine median / reference median.",
         "",
