@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import connection as mp_connection
 from typing import TYPE_CHECKING, Any
 
 from loadengine.clock import Clock, SystemClock
@@ -196,6 +197,8 @@ class LocalBackend:
         old = self._procs.get(plan.index)
         if old is not None:
             old.join(0.1)
+            if old.pid is not None:
+                self._meter.forget(old.pid)
         self._start_process([plan])
 
     def release(self, start_unix_ns: int) -> None:
@@ -231,8 +234,15 @@ class LocalBackend:
         return True
 
     def exited(self) -> dict[int, int | None]:
-        """Shards whose process has exited, with exit codes."""
-        return {i: p.exitcode for i, p in self._procs.items() if not p.is_alive()}
+        """Shards whose process has exited, with exit codes. The coordinator asks after
+        every batch of messages (tens of times a second with many shards): one ``poll``
+        over all the processes' sentinels, not one ``waitpid`` per process (that cost
+        the coordinator ~2 % of a core with 64 shards)."""
+        by_sentinel = {p.sentinel: p for p in self._procs.values()}
+        gone = {by_sentinel[s] for s in mp_connection.wait(list(by_sentinel), timeout=0)}
+        for proc in gone:
+            proc.join(0)  # reaps it: its exit code is known from here on
+        return {i: p.exitcode for i, p in self._procs.items() if p in gone}
 
     def close(self, timeout_s: float) -> None:
         self._stop.set()

@@ -32,6 +32,7 @@ START_LEAD_NS = 300_000_000  # common start this far after release, so every sha
 READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 10.0
 POLL_S = 0.05
+EXIT_CHECK_NS = 100_000_000  # how often dead shard processes are looked for
 TICK_GRACE_NS = 200_000_000  # print a second's line this long after it ends (deltas in transit)
 MAX_RESTARTS_PER_SHARD = 3
 
@@ -117,6 +118,7 @@ class Coordinator:
         self.recover = recover
         self._current = {p.index: p for p in shard_plans}  # the live process's plan
         self._dead: set[int] = set()
+        self._exits_checked_ns = 0  # when ``_check_exited`` last asked the transport
         spool = shard_plans[0].journal_dir if shard_plans else None
         self.out = Outcome(
             ledger=LedgerBook({p.index: p for p in shard_plans}, spool),
@@ -235,7 +237,13 @@ class Coordinator:
 
     def _check_exited(self, finished: set[int]) -> None:
         """A shard process that exited without ``ShardDone`` has died: recover, then
-        restart or fail it under ``--on-shard-failure``."""
+        restart or fail it under ``--on-shard-failure``. Looked at every
+        ``EXIT_CHECK_NS`` at most: the loop comes here after every batch of messages, and
+        with 64 shards asking each time cost the coordinator ~0.4 % of a core."""
+        now = self.clock.now_ns()
+        if now - self._exits_checked_ns < EXIT_CHECK_NS:
+            return
+        self._exits_checked_ns = now
         for shard, code in self.transport.exited().items():
             if shard in finished or shard in self._dead:
                 continue

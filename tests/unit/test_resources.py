@@ -34,3 +34,13 @@ def test_a_process_first_seen_reports_no_cpu_yet() -> None:
     for _ in range(20):
         first = ProcessMeter("here").read({0: os.getpid()})[0]
         assert first.cpu_pct == 0.0 and first.rss_bytes > 0
+
+
+def test_a_forgotten_pid_is_opened_afresh() -> None:
+    meter = ProcessMeter("here")
+    meter.read({0: os.getpid()})
+    sum(i * i for i in range(200_000))  # some CPU, so that a kept handle reads above 0
+    meter.forget(os.getpid())
+    again = meter.read({0: os.getpid()})[0]
+    assert again.cpu_pct == 0.0  # a first reading again: no interval yet
+    assert again.rss_bytes > 0
