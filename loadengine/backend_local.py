@@ -236,8 +236,7 @@ class LocalBackend:
     def exited(self) -> dict[int, int | None]:
         """Shards whose process has exited, with exit codes. The coordinator asks after
         every batch of messages (tens of times a second with many shards): one ``poll``
-        over all the processes' sentinels, not one ``waitpid`` per process (that cost
-        the coordinator ~2 % of a core with 64 shards)."""
+        over all the processes' sentinels, not one ``waitpid`` per process."""
         by_sentinel = {p.sentinel: p for p in self._procs.values()}
         gone = {by_sentinel[s] for s in mp_connection.wait(list(by_sentinel), timeout=0)}
         for proc in gone:

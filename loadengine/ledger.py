@@ -66,12 +66,18 @@ class TableLedger:
         return sum(self.updates)
 
 
+SPOOL_CHUNKS = 16  # with a spool: deltas held per shard and table before one append
+
+
 @dataclass(slots=True)
 class LedgerBook:
     """Coordinator side: gathers committed keys from ``ShardDelta``s as they arrive.
 
     With ``spool_dir`` the update keys go to one append-only file per shard and table
-    instead of memory, so a long run's coordinator does not grow with them.
+    instead of memory, so a long run's coordinator does not grow with them. They are
+    appended ``SPOOL_CHUNKS`` deltas at a time, not one file opened per shard and table
+    every second (``add`` was 18 % of the coordinator's active time in a profile with 64
+    shards), and whatever is pending is appended before a file is read.
     """
 
     plans: dict[int, ShardPlan]
@@ -88,11 +94,17 @@ class LedgerBook:
         for table, raw in d.updated_keys.items():
             key = (d.shard, table)
             self.update_counts[key] = self.update_counts.get(key, 0) + len(raw) // 4
-            if self.spool_dir is None:
-                self.updated.setdefault(key, []).append(raw)
-            else:
-                with open(self._spool(key), "ab") as fh:
-                    fh.write(raw)
+            chunks = self.updated.setdefault(key, [])
+            chunks.append(raw)
+            if self.spool_dir is not None and len(chunks) >= SPOOL_CHUNKS:
+                self._spill(key)
+
+    def _spill(self, key: tuple[int, str]) -> None:
+        """Append ``key``'s pending chunks to its spool file (``spool_dir`` only)."""
+        chunks = self.updated.pop(key, None)
+        if chunks:
+            with open(self._spool(key), "ab") as fh:
+                fh.write(b"".join(chunks))
 
     def _spool(self, key: tuple[int, str]) -> str:
         return os.path.join(self.spool_dir or "", f"ledger-{key[0]}-{key[1]}.u32")
@@ -100,6 +112,7 @@ class LedgerBook:
     def _chunks(self, key: tuple[int, str]) -> list[bytes]:
         if self.spool_dir is None:
             return self.updated.get(key, [])
+        self._spill(key)
         try:
             with open(self._spool(key), "rb") as fh:
                 return [fh.read()]

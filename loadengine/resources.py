@@ -103,8 +103,8 @@ class ProcessMeter:
 
     def forget(self, pid: int) -> None:
         """Drop a process that has ended, so that a new one given the same pid is opened
-        afresh (``is_running`` on every reading, which would catch that, cost the
-        coordinator ~0.4 % of a core with 64 shards)."""
+        afresh (``is_running`` on every reading, which would catch that, was 16 % of the
+        coordinator's active time with 64 shards)."""
         self._procs.pop(pid, None)
 
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from loadengine import ledger
-from loadengine.ledger import LedgerBook, TableLedger
+from loadengine.ledger import SPOOL_CHUNKS, LedgerBook, TableLedger
 from loadengine.messages import ChangeCounts, ShardDelta
 from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, shard_plans
 
@@ -140,6 +140,7 @@ def test_spooled_book_gives_the_same_tables_as_in_memory(tmp_path: Path) -> None
     memory, spooled = LedgerBook(plans), LedgerBook(plans, spool_dir=str(tmp_path))
     fill(memory)
     fill(spooled)
+    assert list(spooled.tables()) == list(memory.tables())  # reading appends what is held
     assert spooled.updated == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "ledger-0-customers.u32",
@@ -147,7 +148,18 @@ def test_spooled_book_gives_the_same_tables_as_in_memory(tmp_path: Path) -> None
         "ledger-2-orders.u32",
     ]
     assert (tmp_path / "ledger-2-orders.u32").read_bytes() == u32([1, 1, 1, 7])
-    assert list(spooled.tables()) == list(memory.tables())
+
+
+def test_spooled_book_holds_at_most_a_few_deltas_per_shard_and_table(tmp_path: Path) -> None:
+    book = LedgerBook(make_plans(workers=1), spool_dir=str(tmp_path))
+    spool = tmp_path / "ledger-0-customers.u32"
+    for i in range(SPOOL_CHUNKS - 1):
+        book.add(delta(0, {"customers": {"update": 1}}, {"customers": [i]}))
+    assert not spool.exists() and len(book.updated[(0, "customers")]) == SPOOL_CHUNKS - 1
+    book.add(delta(0, {"customers": {"update": 1}}, {"customers": [99]}))
+    assert (0, "customers") not in book.updated  # appended in one go
+    assert spool.read_bytes() == u32([*range(SPOOL_CHUNKS - 1), 99])
+    assert book.update_counts[(0, "customers")] == SPOOL_CHUNKS
 
 
 # --- document / from_document -------------------------------------------------------------
