@@ -139,6 +139,29 @@ def test_tls_run_with_password_file_and_verified_server(
     assert doc["plan"]["password_file"] == {"value": "(set)", "source": "flag"}
 
 
+def test_multiplexed_run_over_tls_books_exact(
+    tls_server: tuple[embedded.EmbeddedServer, Path], tmp_path: Path
+) -> None:
+    """``--multiplex`` sends its round trips itself on the driver's socket: over TLS
+    that socket is an ``SSLSocket`` (non-blocking reads that want more, decrypted bytes
+    held in the TLS layer). Single statements and several in one text, both ways."""
+    srv, certs = tls_server
+    dsn = Dsn("app", PASSWORD, "127.0.0.1", srv.port, "tlsmux", ssl_ca=str(certs / "ca.pem"))
+    schema_admin.init(dsn)
+    for mix, batch in (("insert_customer=1", "1"), ("insert_customer=1,update_customer=1", "20")):
+        out = tmp_path / f"r{batch}.json"
+        proc = run_cli(
+            "run", "--dsn", dsn.to_url(), "--ssl-ca", str(certs / "ca.pem"),
+            "--target-cps", "1000", "--duration", "2", "--workers", "4", "--processes", "1",
+            "--multiplex", "--batch-size", batch, "--mix", mix, "--audit", "--output", str(out),
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        doc = load_results(out)
+        assert doc["summary"]["changes"] == 2000 and doc["audit"]["clean"]
+        assert {s["driver"] for s in doc["shards"]} == {database.MULTIPLEXED}
+        assert PASSWORD not in proc.stdout + proc.stderr + out.read_text()
+
+
 def test_a_server_certificate_from_another_ca_is_refused_in_one_line(
     tls_server: tuple[embedded.EmbeddedServer, Path], tmp_path: Path
 ) -> None:
