@@ -167,10 +167,13 @@ class WireSession:
                 elif payload[0] == ERR:
                     errno, sqlstate, message = parse_err(payload)
                     error_class = classify_server_error(errno, sqlstate, message)
+                    if self._dsn.password:
+                        message = message.replace(self._dsn.password, "***")
                     self._rollback_quietly()
                     raise DatabaseError(error_class, f"{errno} ({sqlstate}): {message}", in_commit)
-                else:
-                    raise DatabaseError("protocol", f"unexpected packet 0x{payload[0]:02x}")
+                else:  # nothing a change answers with: what follows cannot be trusted
+                    self._sock.close()
+                    raise ConnectionResetError(f"unexpected packet 0x{payload[0]:02x}")
         except OSError as exc:
             raise DatabaseError("connection_lost", f"lost connection: {exc}", in_commit) from None
 
