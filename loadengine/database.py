@@ -176,6 +176,15 @@ def execute(conn: Any, sql: str) -> int:
 PROTOCOLS = ("text", "prepared")
 
 
+def transaction_text(stmts: list[Statement]) -> str:
+    """What the text protocol sends for a transaction in one round trip: a single
+    statement as it is (run in autocommit, it is its own commit), several joined and
+    ending in ``COMMIT`` (run with autocommit off)."""
+    if len(stmts) == 1:
+        return stmts[0].text
+    return ";".join(st.text for st in stmts) + ";COMMIT"
+
+
 def text_sql(sql: str) -> str:
     """``?`` placeholders as the text protocol's ``%s``. The connector substitutes
     ``%s`` only (it does not %-format), so a literal ``%`` (``quantity % 100``) stays."""
@@ -239,10 +248,9 @@ class Session:
                 raw.autocommit(single)
                 self._autocommit = single
             in_commit = True  # the COMMIT (or the autocommit statement) is in this round trip
+            raw.query(transaction_text(stmts).encode())
             if single:
-                raw.query(stmts[0].text.encode())
                 return [int(raw.affected_rows())]
-            raw.query((";".join(st.text for st in stmts) + ";COMMIT").encode())
             counts = [int(raw.affected_rows())]
             while raw.more_results():
                 raw.next_result()

@@ -21,7 +21,13 @@ import contextlib
 import ssl
 from typing import Protocol
 
-from loadengine.database import DatabaseError, classify_server_error, connect, probe_commit
+from loadengine.database import (
+    DatabaseError,
+    classify_server_error,
+    connect,
+    probe_commit,
+    transaction_text,
+)
 from loadengine.dsn import Dsn
 from loadengine.workload import CommitProbe, Statement
 
@@ -63,7 +69,7 @@ class PacketBuffer:
         whole = len(data) >= 4 and 4 + (data[0] | data[1] << 8 | data[2] << 16) == len(data)
         if whole and not self._buf:
             return data[4:]
-        self._buf += data
+        self.feed(data)
         return self.next_packet()
 
     def next_packet(self) -> bytes | None:
@@ -111,11 +117,14 @@ def parse_err(payload: bytes) -> tuple[int, str, str]:
 
 
 class Waiter(Protocol):
-    """What a session needs from the hub: wait until a socket is readable, or a while."""
+    """What a session needs from the hub: wait until a socket is readable, or a while;
+    stop watching a socket about to close."""
 
     def wait_readable(self, fd: int) -> None: ...
 
     def sleep_ns(self, duration_ns: int) -> None: ...
+
+    def forget(self, fd: int) -> None: ...
 
 
 class WireSession:
@@ -142,14 +151,13 @@ class WireSession:
         self._autocommit = False
 
     def run_transaction(self, stmts: list[Statement]) -> list[int]:
-        single = len(stmts) == 1
-        if single != self._autocommit:
-            self._round_trip(b"SET autocommit=1" if single else b"SET autocommit=0", False)
-            self._autocommit = single
-        if single:
-            return self._round_trip(stmts[0].text.encode(), True)
-        text = ";".join(st.text for st in stmts) + ";COMMIT"
-        return self._round_trip(text.encode(), True)[: len(stmts)]
+        self._set_autocommit(len(stmts) == 1)
+        return self._round_trip(transaction_text(stmts).encode(), True)[: len(stmts)]
+
+    def _set_autocommit(self, on: bool) -> None:
+        if on != self._autocommit:
+            self._round_trip(b"SET autocommit=1" if on else b"SET autocommit=0", False)
+            self._autocommit = on
 
     def _round_trip(self, sql: bytes, in_commit: bool) -> list[int]:
         """Send one query, read its ``OK``s; raise ``DatabaseError`` on ``ERR`` (after
@@ -211,9 +219,7 @@ class WireSession:
 
     def committed(self, probe: CommitProbe) -> bool:
         """As ``database.Session.committed``, through the driver (socket blocking)."""
-        if self._autocommit:
-            self._round_trip(b"SET autocommit=0", False)
-            self._autocommit = False
+        self._set_autocommit(False)
         self._sock.settimeout(self._timeout_s)
         try:
             return probe_commit(self._conn, probe, self._dsn)
@@ -225,9 +231,7 @@ class WireSession:
         self._open()
 
     def close(self) -> None:
-        unregister = getattr(self._hub, "forget", None)
-        if unregister is not None:
-            unregister(self._fd)
+        self._hub.forget(self._fd)
         with contextlib.suppress(Exception):  # closing a connection that may be gone
             self._sock.settimeout(self._timeout_s)
             self._conn.close()

@@ -41,6 +41,9 @@ class BlockingWaiter:
     def sleep_ns(self, duration_ns: int) -> None:
         time.sleep(duration_ns / 1e9)
 
+    def forget(self, fd: int) -> None:
+        pass
+
 
 def _insert(cid: int) -> Statement:
     text = (
