@@ -1,10 +1,16 @@
-"""loadengine.resources.ProcessMeter on this very process (real psutil, no database)."""
+"""loadengine.resources.ProcessMeter on real processes (this one, a child; no database)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
-from loadengine.resources import ProcessMeter
+import psutil
+import pytest
+
+from loadengine.resources import HAVE_PROC_STAT, ProcessMeter
 
 
 def _burn_cpu() -> int:
@@ -44,3 +50,35 @@ def test_a_forgotten_pid_is_opened_afresh() -> None:
     again = meter.read({0: os.getpid()})[0]
     assert again.cpu_pct == 0.0  # a first reading again: no interval yet
     assert again.rss_bytes > 0
+
+
+def test_proc_stat_readings_agree_with_psutil() -> None:
+    """On Linux the meter reads ``/proc/<pid>/stat`` itself (psutil costs 14x as much per
+    process): the same CPU time and resident memory psutil reports."""
+    if not HAVE_PROC_STAT:
+        pytest.skip("no /proc here: the meter uses psutil itself")
+    me = psutil.Process()
+    meter = ProcessMeter("here")
+    meter.read({0: os.getpid()})
+    cpu0, t0 = me.cpu_times(), time.monotonic()
+    _burn_cpu()
+    _burn_cpu()
+    usage = meter.read({0: os.getpid()})[0]
+    cpu1, t1 = me.cpu_times(), time.monotonic()
+    expect_pct = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (t1 - t0) * 100
+    tick_pct = 100 / os.sysconf("SC_CLK_TCK") / (t1 - t0) * 100  # one clock tick, in %
+    assert usage.cpu_pct > 0
+    assert abs(usage.cpu_pct - expect_pct) <= 2 * tick_pct + 1
+    assert abs(usage.rss_bytes - me.memory_info().rss) < 2**20
+
+
+def test_a_process_that_ended_is_left_out_not_an_error() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        meter = ProcessMeter("here")
+        assert sorted(meter.read({0: os.getpid(), 1: child.pid})) == [0, 1]
+    finally:
+        child.kill()
+        child.wait()
+    assert sorted(meter.read({0: os.getpid(), 1: child.pid})) == [0]
+    meter.close()
