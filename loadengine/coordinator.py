@@ -31,7 +31,7 @@ from loadengine.stop import StopFlag
 START_LEAD_NS = 300_000_000  # common start this far after release, so every shard is waiting
 READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 10.0
-POLL_S = 0.05
+POLL_S = 0.1  # longest wait for a message; ticks and exit checks are no finer than this
 EXIT_CHECK_NS = 100_000_000  # how often dead shard processes are looked for
 TICK_GRACE_NS = 200_000_000  # print a second's line this long after it ends (deltas in transit)
 MAX_RESTARTS_PER_SHARD = 3
@@ -188,8 +188,9 @@ class Coordinator:
             self._tick()
         self._final_tick()
 
-    def _pending(self) -> set[int]:
-        return {p.index for p in self.shard_plans} - set(self.out.done) - self._dead
+    def _pending(self) -> bool:
+        """Some shard has neither reported done nor died."""
+        return len(self._dead.union(self.out.done)) < len(self.shard_plans)
 
     def _drain(self) -> None:
         """Collect messages still in transit after every shard reported done or failed."""

@@ -14,13 +14,23 @@ Inserted keys need no list: a shard inserts its keys in order, so counts say whi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 ChangeCounts = dict[str, dict[str, int]]
+
+
+def _by_position(msg: Any) -> tuple[type, tuple[Any, ...]]:
+    """Pickled as ``cls(*fields)``: the default for a frozen, slotted dataclass sends each
+    field's name and rebuilds through ``dataclasses.fields`` (20 us per ``ShardDelta``
+    read here, against 15 us this way; the coordinator reads one per shard per second)."""
+    return type(msg), tuple(getattr(msg, name) for name in msg.__slots__)
 
 
 @dataclass(frozen=True, slots=True)
 class ShardReady:
     """The shard connected, prepared its statements and seeded its keys."""
+
+    __reduce__ = _by_position
 
     shard: int
     pid: int
@@ -32,6 +42,8 @@ class ShardReady:
 @dataclass(frozen=True, slots=True)
 class ShardDelta:
     """What one shard did during second ``second`` (``[second, second+1)`` after start)."""
+
+    __reduce__ = _by_position
 
     shard: int
     second: int
@@ -53,6 +65,8 @@ class ShardDelta:
 class ShardDone:
     """The shard finished its schedule or was stopped; ``unsent_changes`` were never sent."""
 
+    __reduce__ = _by_position
+
     shard: int
     stopped_early: bool
     unsent_changes: int
@@ -61,6 +75,8 @@ class ShardDone:
 @dataclass(frozen=True, slots=True)
 class ShardFailed:
     """The shard could not go on. ``error_class`` is a short stable name."""
+
+    __reduce__ = _by_position
 
     shard: int
     error_class: str

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from loadengine import ledger
-from loadengine.ledger import SPOOL_CHUNKS, LedgerBook, TableLedger
+from loadengine.ledger import SPOOL_BYTES, SPOOL_CHUNKS, LedgerBook, TableLedger
 from loadengine.messages import ChangeCounts, ShardDelta
 from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, shard_plans
 
@@ -160,6 +160,20 @@ def test_spooled_book_holds_at_most_a_few_deltas_per_shard_and_table(tmp_path: P
     assert (0, "customers") not in book.updated  # appended in one go
     assert spool.read_bytes() == u32([*range(SPOOL_CHUNKS - 1), 99])
     assert book.update_counts[(0, "customers")] == SPOOL_CHUNKS
+
+
+def test_spooled_book_holds_at_most_spool_bytes_per_shard_and_table(tmp_path: Path) -> None:
+    book = LedgerBook(make_plans(workers=1), spool_dir=str(tmp_path))
+    spool = tmp_path / "ledger-0-orders.u32"
+    per_delta = 1000  # keys, 4 bytes each
+    n = SPOOL_BYTES // (4 * per_delta)
+    keys = [list(range(i * per_delta, (i + 1) * per_delta)) for i in range(n + 1)]
+    for ks in keys[:n]:
+        book.add(delta(0, {"orders": {"update": per_delta}}, {"orders": ks}))
+    assert not spool.exists() and book.pending_bytes[(0, "orders")] == 4 * per_delta * n
+    book.add(delta(0, {"orders": {"update": per_delta}}, {"orders": keys[n]}))
+    assert (0, "orders") not in book.updated and (0, "orders") not in book.pending_bytes
+    assert spool.read_bytes() == u32([k for ks in keys for k in ks])
 
 
 # --- document / from_document -------------------------------------------------------------
