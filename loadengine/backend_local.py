@@ -1,4 +1,4 @@
-"""The local process backend: one ``spawn``-ed OS process per shard, one queue back.
+"""The local process backend: one ``spawn``-ed OS process per shard, one pipe back each.
 
 With ``--processes P`` below the shard count, the shards are dealt to P processes
 (``plan.process_groups``) and each process runs its shards on threads, one thread per
@@ -9,6 +9,13 @@ a process (the driver's C extension releases the GIL during a round trip). With
 messages, no thread switch between shards. A replacement for a dead shard is always a
 process of its own.
 
+Each process writes its shards' messages, pickled, to a pipe of its own (``Outbox``); the
+coordinator waits on all the pipes with one ``poll``. (A shared ``multiprocessing.Queue``
+cost the coordinator a lock, a semaphore and a new selector per message read, and a
+process killed half-way through a write could garble what every other shard sent after
+it; a pipe of one's own loses only the dead process's last, partial message, which its
+journal recovers.)
+
 Implements the ``coordinator.Transport`` protocol. Nothing here knows about rates,
 merging or results; it only starts processes and carries ``messages`` objects.
 """
@@ -18,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import queue
+import pickle
 import select
 import signal
 import socket
@@ -75,11 +82,27 @@ def _hub_io(hub: Any) -> ShardIO:
     return ShardIO(lambda dsn, _protocol: WireSession(dsn, hub), clock, released, True)
 
 
+class Outbox:
+    """A shard process's end of its pipe to the coordinator. ``put`` writes a message
+    whole, under a lock (a process's shards on threads share it). With the coordinator
+    gone there is no one to tell: the message is dropped (the journal keeps the facts)
+    and the shard stops at its next look at ``stop``."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn, self._lock = conn, threading.Lock()
+
+    def put(self, msg: ShardMessage) -> None:
+        data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
+        with self._lock, contextlib.suppress(BrokenPipeError):
+            self._conn.send_bytes(data)
+
+
 def shard_process_main(
-    plans: list[ShardPlan], out: Any, stop_event: Any, go: Any, start: Any, multiplex: bool
+    plans: list[ShardPlan], conn: Any, stop_event: Any, go: Any, start: Any, multiplex: bool
 ) -> None:
     """Entry point of a shard process (one shard, or several on threads or on a hub).
     Never raises: a shard's failure becomes its ``ShardFailed``."""
+    out = Outbox(conn)
     # The coordinator owns Ctrl-C/SIGTERM and stops shards through ``stop_event`` so that
     # in-flight transactions finish and are counted (or rolled back and not counted).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -170,7 +193,8 @@ class LocalBackend:
         self._multiplex = multiplex
         self._meter = ProcessMeter(self.node)
         self._ctx = mp.get_context("spawn")
-        self._queue: Any = self._ctx.Queue()
+        self._inbox = select.poll()  # the read ends of the processes' pipes
+        self._readers: dict[int, Any] = {}  # by fd
         self._stop = self._ctx.Event()
         self._go = self._ctx.Event()
         self._start = self._ctx.Value("q", 0)
@@ -185,13 +209,17 @@ class LocalBackend:
 
     def _start_process(self, plans: list[ShardPlan]) -> None:
         first, last = plans[0].index, plans[-1].index
+        reader, writer = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(
             target=shard_process_main,
-            args=(plans, self._queue, self._stop, self._go, self._start, self._multiplex),
+            args=(plans, writer, self._stop, self._go, self._start, self._multiplex),
             name=f"loadengine-shard-{first}" + (f"-{last}" if last != first else ""),
             daemon=True,
         )
         proc.start()
+        writer.close()  # the process holds the only write end: its exit is an end of file
+        self._readers[reader.fileno()] = reader
+        self._inbox.register(reader.fileno(), select.POLLIN)
         self._sentinels.register(proc.sentinel, select.POLLIN)
         self._by_sentinel[proc.sentinel] = proc
         for plan in plans:
@@ -211,14 +239,23 @@ class LocalBackend:
         self._go.set()
 
     def poll(self, timeout_s: float) -> list[ShardMessage]:
+        """Every message waiting, after up to ``timeout_s`` for the first."""
         out: list[ShardMessage] = []
-        try:
-            out.append(self._queue.get(timeout=timeout_s))
-            while True:
-                out.append(self._queue.get_nowait())
-        except queue.Empty:
-            pass
+        ready = self._inbox.poll(max(0, round(timeout_s * 1000)))
+        while ready:
+            for fd, _ in ready:
+                self._receive(fd, out)
+            ready = self._inbox.poll(0)
         return out
+
+    def _receive(self, fd: int, out: list[ShardMessage]) -> None:
+        reader = self._readers[fd]
+        try:
+            out.append(pickle.loads(reader.recv_bytes()))
+        except (EOFError, OSError):  # the process has exited (maybe half-way through a write)
+            self._inbox.unregister(fd)
+            del self._readers[fd]
+            reader.close()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -262,6 +299,6 @@ class LocalBackend:
                 proc.kill()
                 proc.join(1)
         self._meter.close()
-        with contextlib.suppress(Exception):
-            self._queue.close()
-            self._queue.cancel_join_thread()
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
