@@ -91,10 +91,15 @@ class Outbox:
     def __init__(self, conn: Any) -> None:
         self._conn, self._lock = conn, threading.Lock()
 
-    def put(self, msg: ShardMessage) -> None:
+    def put(self, msg: ShardMessage) -> bool:
+        """True once written; False if the coordinator has gone."""
         data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
-        with self._lock, contextlib.suppress(BrokenPipeError):
-            self._conn.send_bytes(data)
+        with self._lock:
+            try:
+                self._conn.send_bytes(data)
+            except BrokenPipeError:
+                return False
+        return True
 
 
 def shard_process_main(
@@ -218,8 +223,7 @@ class LocalBackend:
         )
         proc.start()
         writer.close()  # the process holds the only write end: its exit is an end of file
-        self._readers[reader.fileno()] = reader
-        self._inbox.register(reader.fileno(), select.POLLIN)
+        self._listen(reader)
         self._sentinels.register(proc.sentinel, select.POLLIN)
         self._by_sentinel[proc.sentinel] = proc
         for plan in plans:
@@ -247,6 +251,10 @@ class LocalBackend:
                 self._receive(fd, out)
             ready = self._inbox.poll(0)
         return out
+
+    def _listen(self, reader: Any) -> None:
+        self._readers[reader.fileno()] = reader
+        self._inbox.register(reader.fileno(), select.POLLIN)
 
     def _receive(self, fd: int, out: list[ShardMessage]) -> None:
         reader = self._readers[fd]
