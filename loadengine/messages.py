@@ -1,7 +1,7 @@
 """Everything that crosses a process boundary: frozen, slotted dataclasses.
 
-Shards send, the coordinator receives. Any transport (a multiprocessing queue, later
-another host) carries exactly these objects and nothing else.
+Shards send, the coordinator receives. Any transport (a multiprocessing pipe per shard
+process, a Ray actor on another host) carries exactly these objects and nothing else.
 
 Count fields are deltas since the shard's previous ``ShardDelta``, so merging is addition.
 ``changes`` maps table -> kind ("insert", "update", "delete") -> committed row changes.
