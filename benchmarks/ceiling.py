@@ -25,7 +25,9 @@ created inventory tables (``schema_admin.reset``); binary log ROW on, ``sync_bin
 
 Rates are the rows committed per second of the timed window, as each client counts them
 (the engine's counts are the ones its audit proves). Output: JSON with every run, and
-per pair the median and spread (min-max) and the ratio of medians. Installs sysbench if it
+per case the median and spread (min-max) of each side, the ratio of medians, and the
+engine / reference ratio within each pair (its median and spread: robust to the machine
+drifting during the benchmark). Installs sysbench if it
 is missing. Run it with nothing else on the machine.
 
     .venv/bin/python benchmarks/ceiling.py [--repeat 3] [--seconds 8] [--out FILE]
@@ -42,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -173,23 +176,31 @@ def markdown(report: dict) -> str:
         f"{driver['version']} ({driver['implementation']}), text protocol; with "
         "`--multiplex` the driver only opens the connections and the round trips go through "
         "`loadengine.wire` (multiplexed-wire). "
-        f"{report['repeat']} interleaved repeats of {report['seconds']:.0f} s; rows/s median "
-        "(min-max); ratio = engine median / reference median.",
+        f"{report['repeat']} interleaved pairs of {report['seconds']:.0f} s runs (the order "
+        "alternated pair by pair, every run on freshly created tables); rows/s median "
+        "(min-max); ratio of medians = engine median / reference median; pair ratios = "
+        "engine / reference inside each pair (robust to the machine drifting).",
         "",
         f"Command: `.venv/bin/python benchmarks/ceiling.py --repeat {report['repeat']} "
         f"--seconds {report['seconds']:.0f}` ({report.get('finished', '')})",
         "",
-        "| case | engine rows/s | engine CPU-s per 10K | reference | reference rows/s | ratio |",
-        "|---|---|---|---|---|---|",
+        "| case | engine rows/s | engine CPU-s per 10K | reference | reference rows/s | ratio "
+        "of medians | pair ratios, median (min-max) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for case, e in report["cases"].items():
         eng, cpu = e["engine_rows_per_s"], e["engine_cpu_s_per_10k"]
         ref = e.get("reference_rows_per_s")
+        pairs = e.get("pair_ratios") or (
+            pair_ratios(e["engine_runs"], e["reference_runs"]) if ref else None
+        )
         lines.append(
             f"| `{' '.join(e['engine_args'])}` | {eng['median']:,.0f} ({eng['min']:,.0f}-"
             f"{eng['max']:,.0f}) | {cpu['median']:.4f} | {REFERENCES.get(case, '-')} | "
             + (f"{ref['median']:,.0f} ({ref['min']:,.0f}-{ref['max']:,.0f})" if ref else "-")
-            + f" | {e.get('ratio_of_medians', '-')} |"
+            + f" | {e.get('ratio_of_medians', '-')} | "
+            + (f"{pairs['median']:.3f} ({pairs['min']:.3f}-{pairs['max']:.3f})" if pairs else "-")
+            + " |"
         )
     return "\n".join(lines)
 
@@ -218,7 +229,40 @@ def case_entry(case: str, eng: list[dict], ref: list[dict]) -> dict:
         entry["ratio_of_medians"] = round(
             entry["engine_rows_per_s"]["median"] / entry["reference_rows_per_s"]["median"], 3
         )
+        entry["pair_ratios"] = pair_ratios(eng, ref)
     return entry
+
+
+def pair_ratios(eng: list[dict], ref: list[dict]) -> dict:
+    """Engine / reference within each pair (two runs next to each other in time): robust
+    to the machine drifting during the benchmark, which moves both medians apart."""
+    ratios = [round(e["rows_per_s"] / r["rows_per_s"], 3) for e, r in zip(eng, ref, strict=False)]
+    return {**spread(ratios), "each": ratios}
+
+
+def pairs(
+    case: str,
+    repeat: int,
+    engine: Callable[[int], dict],
+    reference: Callable[[], dict] | None,
+    d: Dsn,
+) -> tuple[list[dict], list[dict]]:
+    """``repeat`` pairs, each run on fresh tables, the order alternated pair by pair: the
+    second run of a pair used to meet a table (and a unique email index) one run bigger,
+    and it was always the engine's."""
+    eng: list[dict] = []
+    ref: list[dict] = []
+    for i in range(repeat):
+        sides = ["reference", "engine"] if reference is not None else ["engine"]
+        for side in sides if i % 2 == 0 else sides[::-1]:
+            schema_admin.reset(d)
+            if side == "reference" and reference is not None:
+                ref.append(reference())
+            else:
+                eng.append(engine(i))
+            last = (ref if side == "reference" else eng)[-1]
+            print(case, side, i, last["rows_per_s"], flush=True)
+    return eng, ref
 
 
 def main() -> None:
@@ -257,20 +301,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmpdir:
             for case in a.cases.split(","):
-                eng, ref = [], []
-                for i in range(a.repeat):
-                    # each run on fresh tables, and the pair's order alternated: the
-                    # second run of a pair used to meet a table (and a unique email
-                    # index) one run bigger, always the engine's
-                    sides = ["reference", "engine"] if case in references else ["engine"]
-                    for side in sides if i % 2 == 0 else sides[::-1]:
-                        schema_admin.reset(d)
-                        if side == "reference":
-                            ref.append(references[case]())
-                        else:
-                            eng.append(engine_run(d, case, a.seconds, Path(tmpdir), i))
-                        last = (ref if side == "reference" else eng)[-1]
-                        print(case, side, i, last["rows_per_s"], flush=True)
+                engine = lambda i, c=case: engine_run(d, c, a.seconds, Path(tmpdir), i)  # noqa: E731
+                eng, ref = pairs(case, a.repeat, engine, references.get(case), d)
                 report["cases"][case] = entry = case_entry(case, eng, ref)
                 print(case, {k: v for k, v in entry.items() if "runs" not in k}, flush=True)
     finally:
