@@ -23,6 +23,7 @@ merging or results; it only starts processes and carries ``messages`` objects.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import multiprocessing as mp
 import os
 import pickle
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from loadengine.shard import Executor
 
 GO_POLL_S = 0.05
+PIPE_BYTES = 1 << 20  # a message pipe's capacity (Linux's default limit for a user): a
+# shard's ``put`` blocks only when the coordinator has not read this much of its messages
 HUB_GO_POLL_NS = 2_000_000  # on a hub, the wait for ``go`` is a poll: look often
 STOP_POLL_NS = 5_000_000
 
@@ -100,6 +103,15 @@ class Outbox:
             except BrokenPipeError:
                 return False
         return True
+
+
+def message_pipe(ctx: Any) -> tuple[Any, Any]:
+    """(read end, write end) of a process's message pipe, ``PIPE_BYTES`` deep where the
+    system allows (64 KiB by default: one second of a busy shard's update keys)."""
+    reader, writer = ctx.Pipe(duplex=False)
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
+        fcntl.fcntl(reader.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return reader, writer
 
 
 def shard_process_main(
@@ -214,15 +226,20 @@ class LocalBackend:
 
     def _start_process(self, plans: list[ShardPlan]) -> None:
         first, last = plans[0].index, plans[-1].index
-        reader, writer = self._ctx.Pipe(duplex=False)
+        reader, writer = message_pipe(self._ctx)
         proc = self._ctx.Process(
             target=shard_process_main,
             args=(plans, writer, self._stop, self._go, self._start, self._multiplex),
             name=f"loadengine-shard-{first}" + (f"-{last}" if last != first else ""),
             daemon=True,
         )
-        proc.start()
-        writer.close()  # the process holds the only write end: its exit is an end of file
+        try:
+            proc.start()
+        except BaseException:
+            reader.close()
+            raise
+        finally:
+            writer.close()  # the process holds the only write end: its exit is an end of file
         self._listen(reader)
         self._sentinels.register(proc.sentinel, select.POLLIN)
         self._by_sentinel[proc.sentinel] = proc
@@ -257,12 +274,17 @@ class LocalBackend:
         self._inbox.register(reader.fileno(), select.POLLIN)
 
     def _receive(self, fd: int, out: list[ShardMessage]) -> None:
-        reader = self._readers[fd]
+        reader = self._readers.get(fd)
+        if reader is None:  # closed meanwhile (``close`` from another thread of a Ray host)
+            with contextlib.suppress(KeyError):
+                self._inbox.unregister(fd)
+            return
         try:
             out.append(pickle.loads(reader.recv_bytes()))
         except (EOFError, OSError):  # the process has exited (maybe half-way through a write)
-            self._inbox.unregister(fd)
-            del self._readers[fd]
+            with contextlib.suppress(KeyError):
+                self._inbox.unregister(fd)
+            self._readers.pop(fd, None)
             reader.close()
 
     def request_stop(self) -> None:
@@ -273,7 +295,8 @@ class LocalBackend:
 
     def usage(self) -> tuple[dict[int, ShardUsage], dict[str, NodeUsage]]:
         """Shard processes and this machine, measured here (``resources``)."""
-        return self._meter.read(self.shard_pids()), {self.node: node_usage(self.node)}
+        live = {i: p.pid for i, p in self._procs.items() if p not in self._gone and p.pid}
+        return self._meter.read(live), {self.node: node_usage(self.node)}
 
     def shard_facts(self) -> dict[int, dict[str, object]]:
         return {i: {"node": self.node} for i in self._procs}
@@ -291,7 +314,9 @@ class LocalBackend:
         for fd, _ in self._sentinels.poll(0):
             self._sentinels.unregister(fd)
             proc = self._by_sentinel.pop(fd)
-            proc.join(0)  # reaps it: its exit code is known from here on
+            # reaps it: its exit code is known from here on (the sentinel is ready when
+            # the process closes its descriptors, a moment before it can be reaped)
+            proc.join(1.0)
             self._gone.add(proc)
         if not self._gone:
             return {}
@@ -307,6 +332,6 @@ class LocalBackend:
                 proc.kill()
                 proc.join(1)
         self._meter.close()
-        for reader in self._readers.values():
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
             reader.close()
-        self._readers.clear()

@@ -79,8 +79,8 @@ class LedgerBook:
     appended ``SPOOL_BYTES`` (or ``SPOOL_CHUNKS`` deltas) at a time, not one file opened
     per shard and table every second (``add`` was 18 % of the coordinator's active time
     in a profile with 64 shards; appending every 16 deltas, still 8 %), and whatever is
-    pending is appended before a file is read. Memory held: at most ``SPOOL_BYTES`` per
-    shard and table.
+    pending is appended before a file is read. Memory held: at most ``SPOOL_BYTES`` (plus
+    one delta) per shard and table.
     """
 
     plans: dict[int, ShardPlan]

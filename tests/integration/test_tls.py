@@ -152,12 +152,15 @@ def test_multiplexed_run_over_tls_books_exact(
         out = tmp_path / f"r{batch}.json"
         proc = run_cli(
             "run", "--dsn", dsn.to_url(), "--ssl-ca", str(certs / "ca.pem"),
-            "--target-cps", "1000", "--duration", "2", "--workers", "4", "--processes", "1",
+            "--target-cps", "400", "--duration", "2", "--workers", "4", "--processes", "1",
             "--multiplex", "--batch-size", batch, "--mix", mix, "--audit", "--output", str(out),
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
         doc = load_results(out)
-        assert doc["summary"]["changes"] == 2000 and doc["audit"]["clean"]
+        # 400 CPS, not 1,000: under the whole suite on the slow state of this 2-core
+        # machine, 1,000 TLS round trips a second on one thread once ended 2 changes short
+        # (reported unsent: pacing, not the wire, which is what this test is about)
+        assert doc["summary"]["changes"] == 800 and doc["audit"]["clean"]
         assert {s["driver"] for s in doc["shards"]} == {database.MULTIPLEXED}
         assert PASSWORD not in proc.stdout + proc.stderr + out.read_text()
 

@@ -7,16 +7,34 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import struct
+import threading
 from typing import Any
 
-from loadengine.backend_local import LocalBackend, Outbox
-from loadengine.messages import ShardDone, ShardFailed
+from loadengine.backend_local import LocalBackend, Outbox, message_pipe
+from loadengine.messages import ShardDelta, ShardDone, ShardFailed
 
 
 def _pipe(backend: LocalBackend) -> Any:
-    reader, writer = mp.get_context("spawn").Pipe(duplex=False)
+    reader, writer = message_pipe(mp.get_context("spawn"))
     backend._listen(reader)
     return writer
+
+
+def test_a_big_delta_is_written_without_waiting_for_the_reader() -> None:
+    """A second of a busy shard's update keys (here 100,000 keys, 400 KB) fits the pipe:
+    the shard's ``put`` does not wait for the coordinator to read."""
+    backend = LocalBackend("here")
+    writer = _pipe(backend)
+    keys = bytes(400_000)
+    delta = ShardDelta(0, 0, {}, 1, 1, {}, 0, 0, 0, 0, updated_keys={"customers": keys})
+    done = threading.Event()
+    put = lambda: done.set() if Outbox(writer).put(delta) else None  # noqa: E731
+    thread = threading.Thread(target=put, daemon=True)
+    thread.start()
+    assert done.wait(5.0), "put blocked on a full pipe"
+    assert backend.poll(1.0) == [delta]
+    thread.join()
+    backend.close(0.1)
 
 
 def test_messages_from_several_pipes_arrive_whole_and_in_order() -> None:
