@@ -191,9 +191,7 @@ def markdown(report: dict) -> str:
     for case, e in report["cases"].items():
         eng, cpu = e["engine_rows_per_s"], e["engine_cpu_s_per_10k"]
         ref = e.get("reference_rows_per_s")
-        pairs = e.get("pair_ratios") or (
-            pair_ratios(e["engine_runs"], e["reference_runs"]) if ref else None
-        )
+        pairs = pair_ratios(e["engine_runs"], e["reference_runs"]) if ref else None
         lines.append(
             f"| `{' '.join(e['engine_args'])}` | {eng['median']:,.0f} ({eng['min']:,.0f}-"
             f"{eng['max']:,.0f}) | {cpu['median']:.4f} | {REFERENCES.get(case, '-')} | "
@@ -252,16 +250,14 @@ def pairs(
     and it was always the engine's."""
     eng: list[dict] = []
     ref: list[dict] = []
+    sides: list[tuple[str, list[dict], Callable[[int], dict]]] = [("engine", eng, engine)]
+    if reference is not None:
+        sides.insert(0, ("reference", ref, lambda _i: reference()))
     for i in range(repeat):
-        sides = ["reference", "engine"] if reference is not None else ["engine"]
-        for side in sides if i % 2 == 0 else sides[::-1]:
+        for name, runs, run in sides if i % 2 == 0 else sides[::-1]:
             schema_admin.reset(d)
-            if side == "reference" and reference is not None:
-                ref.append(reference())
-            else:
-                eng.append(engine(i))
-            last = (ref if side == "reference" else eng)[-1]
-            print(case, side, i, last["rows_per_s"], flush=True)
+            runs.append(run(i))
+            print(case, name, i, runs[-1]["rows_per_s"], flush=True)
     return eng, ref
 
 

@@ -295,7 +295,7 @@ class LocalBackend:
 
     def usage(self) -> tuple[dict[int, ShardUsage], dict[str, NodeUsage]]:
         """Shard processes and this machine, measured here (``resources``)."""
-        live = {i: p.pid for i, p in self._procs.items() if p not in self._gone and p.pid}
+        live = {i: pid for i, pid in self.shard_pids().items() if self._procs[i] not in self._gone}
         return self._meter.read(live), {self.node: node_usage(self.node)}
 
     def shard_facts(self) -> dict[int, dict[str, object]]:

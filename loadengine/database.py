@@ -102,9 +102,13 @@ def is_connection_lost(error_class: str) -> bool:
     return error_class in ("connection_lost", "connection_refused")
 
 
-def _safe_message(exc: BaseException, dsn: Dsn) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+def scrub(text: str, dsn: Dsn) -> str:
+    """``text`` without the password, should a server or driver message quote it."""
     return text.replace(dsn.password, "***") if dsn.password else text
+
+
+def _safe_message(exc: BaseException, dsn: Dsn) -> str:
+    return scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, dsn)
 
 
 def connect(

@@ -26,6 +26,7 @@ from loadengine.database import (
     classify_server_error,
     connect,
     probe_commit,
+    scrub,
     transaction_text,
 )
 from loadengine.dsn import Dsn
@@ -33,6 +34,7 @@ from loadengine.workload import CommitProbe, Statement
 
 COM_QUERY = 0x03
 MAX_PAYLOAD = 0xFFFFFF  # a longer payload travels as several packets
+ONE_PACKET_QUERY = bytes([0, COM_QUERY])  # sequence id 0, then the command byte
 SERVER_MORE_RESULTS_EXISTS = 0x0008
 OK, ERR = 0x00, 0xFF
 RECV_BYTES = 65536
@@ -44,7 +46,7 @@ def query_packets(sql: bytes) -> bytes:
     """``COM_QUERY`` for ``sql``: split into packets of at most ``MAX_PAYLOAD`` bytes
     (sequence ids 0, 1, ...), plus an empty one if the last is exactly full."""
     if len(sql) + 1 < MAX_PAYLOAD:  # the common case: one packet
-        return (len(sql) + 1).to_bytes(3, "little") + b"\x00\x03" + sql
+        return (len(sql) + 1).to_bytes(3, "little") + ONE_PACKET_QUERY + sql
     payload = bytes([COM_QUERY]) + sql
     out = bytearray()
     for seq, start in enumerate(range(0, len(payload) + 1, MAX_PAYLOAD)):
@@ -66,8 +68,11 @@ class PacketBuffer:
         """``feed`` then ``next_packet``; when nothing is held and ``data`` is exactly one
         packet (a reply to one statement), its payload without copying through the
         buffer."""
-        whole = len(data) >= 4 and 4 + (data[0] | data[1] << 8 | data[2] << 16) == len(data)
-        if whole and not self._buf:
+        if (
+            not self._buf
+            and len(data) >= 4
+            and 4 + (data[0] | data[1] << 8 | data[2] << 16) == len(data)
+        ):
             return data[4:]
         self.feed(data)
         return self.next_packet()
@@ -175,10 +180,9 @@ class WireSession:
                 elif payload[0] == ERR:
                     errno, sqlstate, message = parse_err(payload)
                     error_class = classify_server_error(errno, sqlstate, message)
-                    if self._dsn.password:
-                        message = message.replace(self._dsn.password, "***")
                     self._rollback_quietly()
-                    raise DatabaseError(error_class, f"{errno} ({sqlstate}): {message}", in_commit)
+                    text = scrub(f"{errno} ({sqlstate}): {message}", self._dsn)
+                    raise DatabaseError(error_class, text, in_commit)
                 else:  # nothing a change answers with: what follows cannot be trusted
                     self._sock.close()
                     raise ConnectionResetError(f"unexpected packet 0x{payload[0]:02x}")
