@@ -95,13 +95,16 @@ class RunWatch:
     def server_changes(self, second: int) -> int | None:
         return self.server.server_changes(second)
 
-    def finish(
-        self, elapsed_s: float, end_pos: dict[str, Any] | None, obs: results.Observed
-    ) -> None:
+    def finish_server(self, elapsed_s: float, obs: results.Observed) -> None:
+        """Stop the heartbeats and take the closing sample: before the log's end position
+        is read, so that every heartbeat counted as written lies inside the audit's
+        window (one written in between once failed a clean audit: 52 seen, 53 counted)."""
         state = self.server.finish(elapsed_s)
         obs.server_seconds = server_watch.per_second(state)
         obs.server_counter_source = state.source
         obs.heartbeats = state.heartbeats if self.plan.follow_binlog else None
+
+    def finish_follower(self, end_pos: dict[str, Any] | None, obs: results.Observed) -> None:
         if self.follower is not None:
             obs.follow = self.follower.stop(end_pos)
 
@@ -363,9 +366,11 @@ def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
 
 def _finish_observing(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
     """After the load: closing counters, the log's end, the follower, ledger and audit."""
+    if ctx.watch is not None:
+        ctx.watch.finish_server(ctx.outcome.elapsed_s, ctx.observed)
     _finish_server_facts(ctx, dsn)
     if ctx.watch is not None:
-        ctx.watch.finish(ctx.outcome.elapsed_s, ctx.server.get("binlog_end"), ctx.observed)
+        ctx.watch.finish_follower(ctx.server.get("binlog_end"), ctx.observed)
     ctx.observed.ledger_tables = list(ctx.outcome.ledger.tables())
     if ctx.plan.audit:
         _audit(ctx, dsn, say)
