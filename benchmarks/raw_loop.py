@@ -2,7 +2,10 @@
 
 N processes, each with one connection, send pre-rendered SQL text as fast as the server
 takes it, for a fixed time, and count the rows the server says it changed in committed
-statements. No pacing, no bookkeeping, no parameters to escape. Shapes:
+statements. No pacing, no bookkeeping, no parameters to escape. Its rows carry the
+engine's bytes (the same first and last names, the same e-mail domain, an update tag of
+the engine's length), taken in rotation rather than drawn: the reference does the same
+work on the server as the engine, and no more on the client. Shapes:
 
 - ``insert``: ``INSERT INTO customers ... VALUES (..),(..)`` with ``rows`` rows, one commit
   per statement (``rows=1`` is a single-row autocommit INSERT, sysbench oltp_insert's shape);
@@ -33,7 +36,11 @@ except ImportError:  # pragma: no cover
 
 import orjson
 
-EMAIL_DOMAIN = "raw.test"
+from loadengine.workload import EMAIL_DOMAIN, FIRST_NAMES, LAST_NAMES
+
+# The engine's name pairs as SQL text, in a fixed rotation (the engine draws them).
+NAME_LITERALS = tuple(f"'{f}','{last}'" for f in FIRST_NAMES for last in LAST_NAMES)
+TAG_HEAD = "0a1b2c3d.0."  # the shape of the engine's tags: run token (8 hex), shard, batch
 ID_SPAN = 5_000_000  # ids per process: each process inserts above the table's max id
 
 
@@ -49,6 +56,7 @@ class Shape:
     driver: str = "cext"
     seeded: int = 20_000  # update: rows per process to choose from
     id_base: int = 0  # first free id (set by ``run``)
+    short_rows: bool = False  # the old reference's rows: 'Raw','Loop','r<id>@raw.test'
 
 
 def _connect(shape: Shape):
@@ -62,9 +70,11 @@ def _connect(shape: Shape):
     return wrapper._cmysql  # the raw C object: query/commit/affected_rows, nothing else
 
 
-def _insert_sql(first_id: int, rows: int) -> bytes:
+def _insert_sql(first_id: int, rows: int, short: bool = False) -> bytes:
+    names, n = (("'Raw','Loop'",), 1) if short else (NAME_LITERALS, len(NAME_LITERALS))
+    mail = ("r", "raw.test") if short else ("c", EMAIL_DOMAIN)
     vals = ",".join(
-        f"({i},'Raw','Loop','r{i}@{EMAIL_DOMAIN}')" for i in range(first_id, first_id + rows)
+        f"({i},{names[i % n]},'{mail[0]}{i}@{mail[1]}')" for i in range(first_id, first_id + rows)
     )
     return f"INSERT INTO customers (id, first_name, last_name, email) VALUES {vals}".encode()
 
@@ -72,7 +82,7 @@ def _insert_sql(first_id: int, rows: int) -> bytes:
 def _update_sql(ids: list[int], tag: int) -> bytes:
     in_list = ",".join(map(str, ids))
     return (
-        f"UPDATE customers SET email = CONCAT('r', id, '.{tag}@{EMAIL_DOMAIN}') "
+        f"UPDATE customers SET email = CONCAT('c', id, '.{TAG_HEAD}{tag}@{EMAIL_DOMAIN}') "
         f"WHERE id IN ({in_list})"
     ).encode()
 
@@ -90,7 +100,7 @@ def _loop(shape: Shape, index: int, start_at: float) -> tuple[int, int, float]:
     if shape.kind == "update":  # seed this process's rows, then update them
         conn.autocommit(False)
         for first in range(0, shape.seeded, 1000):
-            conn.query(_insert_sql(base + first, min(1000, shape.seeded - first)))
+            conn.query(_insert_sql(base + first, min(1000, shape.seeded - first), shape.short_rows))
             conn.commit()
     conn.autocommit(shape.rows == 1 and shape.kind == "insert")
     single = shape.rows == 1 and shape.kind == "insert"
@@ -101,7 +111,7 @@ def _loop(shape: Shape, index: int, start_at: float) -> tuple[int, int, float]:
     cpu0, end = time.process_time(), start_at + shape.seconds
     while time.time() < end:
         if shape.kind == "insert":
-            sql = _insert_sql(next_id, shape.rows)
+            sql = _insert_sql(next_id, shape.rows, shape.short_rows)
             next_id += shape.rows
         else:
             tag += 1  # distinct random rows, each really changed: the engine's update shape
@@ -162,8 +172,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--short-rows", action="store_true", help="the old, shorter insert rows")
     a = ap.parse_args()
     shape = Shape(a.shape, a.rows, a.procs, a.seconds, a.host, a.port, a.database)
+    shape = dataclasses.replace(shape, short_rows=a.short_rows)
     print(orjson.dumps(run(shape)).decode())
 
 
