@@ -45,9 +45,13 @@ def run(
         typer.Option(help="OS processes the shards share, on threads (default: one per shard)"),
     ] = None,
     multiplex: Annotated[
-        bool,
-        typer.Option(help="A process's shards on one thread, round trips multiplexed"),
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--multiplex/--no-multiplex",
+            help="A process's shards on one thread, round trips multiplexed (default: on for "
+            "batch 1 with more shards than CPUs)",
+        ),
+    ] = None,
     batch_size: Annotated[str | None, typer.Option(help="Changes per transaction")] = None,
     log_interval: Annotated[str | None, typer.Option(help="Seconds between live lines")] = None,
     mix: Annotated[str | None, typer.Option(help="op=weight,... ")] = None,
@@ -97,7 +101,7 @@ def run(
         "warmup_s": warmup,
         "workers": workers,
         "processes": processes,
-        "multiplex": True if multiplex else None,
+        "multiplex": multiplex,
         "batch_size": batch_size,
         "log_interval_s": log_interval,
         "mix": mix,

@@ -410,11 +410,18 @@ def _banner(ctx: RunContext, dsn: Dsn) -> str:
     srv = env.get("server", {})
     return (
         f"loadengine {__version__} run {ctx.run_id}: target {target} CPS, {p.duration_s}s"
-        f" (+{p.warmup_s}s warmup), {p.workers} shards, batch {p.batch_size}, "
+        f" (+{p.warmup_s}s warmup), {p.workers} shards{_layout(p)}, batch {p.batch_size}, "
         f"overload policy {p.on_overload}, driver {env['driver']['implementation']}, "
         f"server {srv.get('version', '?')} binlog {srv.get('log_bin', '?')}/"
         f"{srv.get('binlog_format', '?')} at {dsn.redacted()}"
     )
+
+
+def _layout(p: RunPlan) -> str:
+    """How the shards sit in OS processes, when not one process each."""
+    if p.multiplex:
+        return f" multiplexed on {p.processes or p.workers} process(es)"
+    return f" on {p.processes} process(es)" if p.processes else ""
 
 
 def _write_ledger(ctx: RunContext, output: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -53,7 +54,7 @@ FIELDS: tuple[Field, ...] = (
     Field("warmup_s", "--warmup", ("WARMUP_SECONDS",), 0),
     Field("workers", "--workers", ("CONCURRENCY",), None),
     Field("processes", "--processes", ("LOADENGINE_PROCESSES",), None),
-    Field("multiplex", "--multiplex", ("LOADENGINE_MULTIPLEX",), False),
+    Field("multiplex", "--multiplex", ("LOADENGINE_MULTIPLEX",), None),
     Field("batch_size", "--batch-size", ("BATCH_SIZE",), 10),
     Field("log_interval_s", "--log-interval", ("LOG_INTERVAL_SECONDS",), 1.0),
     Field("mix", "--mix", ("LOADENGINE_MIX",), None),
@@ -350,6 +351,7 @@ def _finish(
             "at least 1 change/s (lower --workers or raise --target-cps)"
         )
     processes = _processes(values["processes"], workers, str(values["backend"]), fl)
+    batch_size = _int(fl("batch_size"), values["batch_size"], 1, ">= 1")
     on_overload = str(values["on_overload"])
     if on_overload not in OVERLOAD_POLICIES:
         raise SettingsError(
@@ -373,6 +375,7 @@ def _finish(
             f"{fl('ray_address')} {ray_address!r}: only with --backend ray (an address of a "
             "Ray cluster, or 'auto')"
         )
+    multiplex, processes = _shard_layout(values, sources, (batch_size, workers, processes), fl)
     dsn = values["dsn"]
     if dsn is not None:
         try:
@@ -384,7 +387,7 @@ def _finish(
         duration_s=duration,
         warmup_s=_int(fl("warmup_s"), values["warmup_s"], 0, ">= 0 (seconds)"),
         workers=workers,
-        batch_size=_int(fl("batch_size"), values["batch_size"], 1, ">= 1"),
+        batch_size=batch_size,
         log_interval_s=parse_float(fl("log_interval_s"), values["log_interval_s"], 0.1),
         mix=DEFAULT_MIX if values["mix"] is None else parse_mix(values["mix"], fl("mix")),
         seed=_int(fl("seed"), values["seed"], 0, ">= 0"),
@@ -401,7 +404,7 @@ def _finish(
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
         processes=processes,
-        multiplex=_multiplex(values["multiplex"], backend, protocol, fl),
+        multiplex=multiplex,
         sources=tuple(sorted(sources.items())),
     )
 
@@ -418,9 +421,54 @@ def _processes(raw: Any, workers: int, backend: str, fl: Callable[[str], str]) -
     return processes
 
 
+def _shard_layout(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    shape: tuple[int, int, int | None],
+    fl: Callable[[str], str],
+) -> tuple[bool, int | None]:
+    """``--multiplex`` and ``--processes`` as asked for, or as ``auto_multiplex`` chooses
+    when neither was (the choice, or why none was made, goes into ``sources``)."""
+    batch_size, workers, processes = shape
+    backend, protocol = str(values["backend"]), str(values["protocol"])
+    multiplex = _multiplex(values["multiplex"], backend, protocol, fl)
+    if values["multiplex"] is not None or processes is not None:
+        return multiplex, processes
+    cpus = os.cpu_count() or 1
+    hub = sys.platform == "linux" and importlib.util.find_spec("greenlet") is not None
+    auto = auto_multiplex(batch_size, workers, cpus, backend, protocol, hub)
+    if auto == 0:
+        sources["multiplex"] = (
+            "default (single-row shards outnumber the CPUs, but multiplexing them needs "
+            "Linux and greenlet: pip install 'loadengine[multiplex]')"
+        )
+    elif auto is not None:
+        sources["multiplex"] = sources["processes"] = (
+            f"auto (batch 1, {workers} shards > {cpus} CPUs: {auto} process(es), one "
+            "thread each; --no-multiplex for one process per shard)"
+        )
+        return True, auto
+    return multiplex, processes
+
+
+def auto_multiplex(
+    batch_size: int, workers: int, cpus: int, backend: str, protocol: str, hub: bool
+) -> int | None:
+    """Processes to multiplex the shards on when nothing was asked for; None if they
+    should not be, 0 if they should but cannot (``hub``: Linux with greenlet). Pure.
+
+    Single-row transactions from more shards than CPUs: one process per shard would
+    spend most of the client's CPU switching between them, CPU a shared host takes from
+    the server (``benchmarks/RESULTS.md``: 0.70 of sysbench's rate with 16 processes on
+    2 CPUs, 0.9 multiplexed on one). Half the CPUs run hubs, the rest is the server's."""
+    if batch_size != 1 or workers <= cpus or backend != "local" or protocol != "text":
+        return None
+    return max(1, min(workers, cpus // 2)) if hub else 0
+
+
 def _multiplex(raw: Any, backend: str, protocol: str, fl: Callable[[str], str]) -> bool:
     """Shards of one process on one thread (``hub``); local backend, text protocol."""
-    if not parse_bool(fl("multiplex"), raw):
+    if raw is None or not parse_bool(fl("multiplex"), raw):
         return False
     if backend != "local":
         raise SettingsError(f"{fl('multiplex')}: only with --backend local")

@@ -92,6 +92,27 @@ def test_multiplexed_single_row_at_max_counts_what_the_server_committed(
     assert_audit_exact(doc)
 
 
+def test_single_row_shards_beyond_the_cpus_multiplex_by_default(dsn: Dsn, tmp_path: Path) -> None:
+    """No layout asked for, batch 1, more shards than CPUs: the shards share hub
+    processes (half the CPUs), the results say so and why, and the books are exact."""
+    cpus = os.cpu_count() or 1
+    workers = cpus + 2
+    proc, out = run_load(
+        dsn, tmp_path, "--target-cps", str(300 * workers), "--duration", "2",
+        "--workers", str(workers), "--batch-size", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = load_results(out)
+    assert doc["summary"]["changes"] == 600 * workers
+    assert doc["summary"]["server_agrees"] is True
+    plan = doc["plan"]
+    assert plan["multiplex"]["value"] is True
+    assert plan["multiplex"]["source"].startswith(f"auto (batch 1, {workers} shards > {cpus} CPUs")
+    assert plan["processes"]["value"] == max(1, cpus // 2)
+    assert {s["driver"] for s in doc["shards"]} == {database.MULTIPLEXED}
+    assert f"{workers} shards multiplexed on {max(1, cpus // 2)} process(es)" in proc.stdout
+
+
 def test_wire_session_classifies_and_rolls_back_like_the_driver(dsn: Dsn) -> None:
     session = WireSession(dsn, BlockingWaiter())
     try:

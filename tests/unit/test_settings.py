@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from loadengine import settings
 from loadengine.dsn import Dsn, parse_dsn
 from loadengine.plan import DEFAULT_MIX, RunPlan
-from loadengine.settings import SettingsError, resolve
+from loadengine.settings import SettingsError, auto_multiplex, resolve
 
 PASSWORD = "hunter2-secret"
 
@@ -458,6 +459,51 @@ def test_multiplex_default_off_flag_and_env() -> None:
     assert resolve({}, {}).multiplex is False
     assert resolve({"multiplex": True}, {}).multiplex is True
     assert resolve({}, {"LOADENGINE_MULTIPLEX": "on"}).multiplex is True
+
+
+@pytest.mark.parametrize(
+    ("batch", "workers", "cpus", "backend", "protocol", "hub", "expected"),
+    [
+        (1, 16, 2, "local", "text", True, 1),  # the single-row case: one hub for all
+        (1, 64, 32, "local", "text", True, 16),  # half the CPUs run hubs
+        (1, 3, 2, "local", "text", True, 1),
+        (1, 2, 2, "local", "text", True, None),  # a CPU per shard: one process each
+        (2, 16, 2, "local", "text", True, None),  # batched: a shard's Python is small
+        (1, 16, 2, "ray", "text", True, None),
+        (1, 16, 2, "local", "prepared", True, None),
+        (1, 16, 2, "local", "text", False, 0),  # should, but cannot: said in the source
+    ],
+)
+def test_auto_multiplex_only_single_row_shards_outnumbering_cpus(
+    batch: int,
+    workers: int,
+    cpus: int,
+    backend: str,
+    protocol: str,
+    hub: bool,
+    expected: int | None,
+) -> None:
+    assert auto_multiplex(batch, workers, cpus, backend, protocol, hub) == expected
+
+
+def test_single_row_shards_beyond_the_cpus_multiplex_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    plan = resolve({"workers": "16", "batch_size": "1"}, {})
+    assert (plan.multiplex, plan.processes) == (True, 1)
+    sources = dict(plan.sources)
+    assert sources["multiplex"].startswith("auto (batch 1, 16 shards > 2 CPUs")
+    assert sources["processes"] == sources["multiplex"]
+    for flags, env in (
+        ({"multiplex": False}, {}),
+        ({}, {"LOADENGINE_MULTIPLEX": "off"}),
+        ({"processes": "16"}, {}),  # a layout asked for is kept
+    ):
+        plan = resolve({"workers": "16", "batch_size": "1", **flags}, env)
+        assert plan.multiplex is False, (flags, env)
+    assert resolve({"workers": "16", "processes": "4", "batch_size": "1"}, {}).processes == 4
+    assert resolve({"workers": "16", "batch_size": "10"}, {}).multiplex is False
 
 
 @pytest.mark.parametrize(
