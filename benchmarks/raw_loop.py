@@ -10,7 +10,9 @@ work on the server as the engine, and no more on the client. Shapes:
 - ``insert``: ``INSERT INTO customers ... VALUES (..),(..)`` with ``rows`` rows, one commit
   per statement (``rows=1`` is a single-row autocommit INSERT, sysbench oltp_insert's shape);
 - ``update``: ``UPDATE customers SET email = ... WHERE id IN (...)`` over ``rows`` distinct
-  existing rows chosen at random, one commit per statement (the engine's batched update shape).
+  existing rows chosen at random, one commit per statement (the engine's batched update
+  shape), among as many rows per process as an engine shard seeds for that batch size
+  (``plan.seed_rows_per_shard``: the size of the pool decides how hot its pages are).
 
 Drivers: ``connector`` (mysql-connector-python's C extension, ``cmd_query``), ``cext``
 (the C extension's raw ``_mysql_connector.MySQL``). The implementation that ran is
@@ -36,6 +38,7 @@ except ImportError:  # pragma: no cover
 
 import orjson
 
+from loadengine.plan import seed_rows_per_shard
 from loadengine.workload import EMAIL_DOMAIN, FIRST_NAMES, LAST_NAMES
 
 # The engine's name pairs as SQL text, in a fixed rotation (the engine draws them).
@@ -54,7 +57,7 @@ class Shape:
     port: int
     database: str
     driver: str = "cext"
-    seeded: int = 20_000  # update: rows per process to choose from
+    seeded: int = 0  # update: rows per process to choose from (0: as an engine shard)
     id_base: int = 0  # first free id (set by ``run``)
     short_rows: bool = False  # the old reference's rows: 'Raw','Loop','r<id>@raw.test'
 
@@ -131,7 +134,11 @@ def run(shape: Shape) -> dict:
     """Run the loop; rows/s from the rows committed inside the timed window."""
     conn = _connect(shape)
     conn.query(b"SELECT COALESCE(MAX(id), 0) FROM customers")
-    shape = dataclasses.replace(shape, id_base=int(conn.fetch_row()[0]) + 1)
+    shape = dataclasses.replace(
+        shape,
+        id_base=int(conn.fetch_row()[0]) + 1,
+        seeded=shape.seeded or seed_rows_per_shard(shape.rows),  # the engine's update pool
+    )
     conn.close()
     ctx = mp.get_context("fork")
     out: mp.Queue = ctx.Queue()

@@ -12,7 +12,7 @@ import pytest
 from loadengine import ledger
 from loadengine.ledger import SPOOL_BYTES, SPOOL_CHUNKS, LedgerBook, TableLedger
 from loadengine.messages import ChangeCounts, ShardDelta
-from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, shard_plans
+from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, seed_rows_per_shard, shard_plans
 
 DSN = "mysql://app:pw@127.0.0.1:3306/inventory"
 CUSTOMER_FIRST = 1001
@@ -103,15 +103,15 @@ def test_book_gathers_inserts_and_updates_per_shard_and_table() -> None:
         ("orders", 2),
     ]
     got = by_shard(tables)
-    # every shard seeds max(2 * batch, 50) = 50 rows per table with the default mix
+    s = seed_rows_per_shard(10)  # every shard seeds s rows per table with the default mix
     assert got[("customers", 0)] == TableLedger(
-        0, CUSTOMER_FIRST, 3, 50, 7, counts_of(57, {0: 2, 5: 1, 52: 1})
+        0, CUSTOMER_FIRST, 3, s, 7, counts_of(s + 7, {0: 2, 5: 1, 52: 1})
     )
-    assert got[("orders", 0)] == TableLedger(0, ORDER_FIRST, 3, 50, 2, counts_of(52, {49: 1}))
-    assert got[("customers", 1)] == TableLedger(1, CUSTOMER_FIRST, 3, 50, 0, counts_of(50, {}))
-    assert got[("orders", 1)] == TableLedger(1, ORDER_FIRST, 3, 50, 0, counts_of(50, {}))
-    assert got[("customers", 2)] == TableLedger(2, CUSTOMER_FIRST, 3, 50, 1, counts_of(51, {}))
-    assert got[("orders", 2)] == TableLedger(2, ORDER_FIRST, 3, 50, 0, counts_of(50, {1: 3, 7: 1}))
+    assert got[("orders", 0)] == TableLedger(0, ORDER_FIRST, 3, s, 2, counts_of(s + 2, {49: 1}))
+    assert got[("customers", 1)] == TableLedger(1, CUSTOMER_FIRST, 3, s, 0, counts_of(s, {}))
+    assert got[("orders", 1)] == TableLedger(1, ORDER_FIRST, 3, s, 0, counts_of(s, {}))
+    assert got[("customers", 2)] == TableLedger(2, CUSTOMER_FIRST, 3, s, 1, counts_of(s + 1, {}))
+    assert got[("orders", 2)] == TableLedger(2, ORDER_FIRST, 3, s, 0, counts_of(s, {1: 3, 7: 1}))
     assert [t.update_total for _, t in tables] == [4, 1, 0, 0, 0, 4]
     assert book.update_counts == {(0, "customers"): 4, (0, "orders"): 1, (2, "orders"): 4}
 
@@ -132,7 +132,7 @@ def test_book_extends_the_counts_for_an_update_beyond_the_known_keys() -> None:
     c = by_shard(list(book.tables()))[("customers", 0)]
     assert len(c.updates) == big + 1
     assert (c.updates[big], c.updates[3], c.update_total) == (2, 1, 3)
-    assert (c.seeded, c.inserted) == (50, 0)
+    assert (c.seeded, c.inserted) == (seed_rows_per_shard(10), 0)
 
 
 def test_spooled_book_gives_the_same_tables_as_in_memory(tmp_path: Path) -> None:
@@ -290,7 +290,8 @@ def test_totals_split_load_and_setup_by_table_and_kind() -> None:
     fill(book)
     load, setup = ledger.totals(list(book.tables()))
     assert load == {"customers": {"insert": 8, "update": 4}, "orders": {"insert": 2, "update": 5}}
-    assert setup == {"customers": {"insert": 150}, "orders": {"insert": 150}}
+    s = 3 * seed_rows_per_shard(10)  # three shards
+    assert setup == {"customers": {"insert": s}, "orders": {"insert": s}}
 
 
 def test_totals_leave_out_tables_and_kinds_without_changes() -> None:

@@ -58,9 +58,10 @@ def test_ledger_book_counts_inserts_and_updates_per_key_and_round_trips() -> Non
     book.add(_delta(1, 2, []))
     tables = list(book.tables())
     c0 = next(t for n, t in tables if n == "customers" and t.shard == 0)
-    assert (c0.first_key, c0.stride, c0.seeded, c0.inserted) == (1001, 2, 50, 15)
+    seeded = plans[0].keys.seeded_customers
+    assert (c0.first_key, c0.stride, c0.seeded, c0.inserted) == (1001, 2, seeded, 15)
     assert (c0.updates[0], c0.updates[3], c0.updates[55], c0.update_total) == (1, 3, 1, 5)
-    assert len(c0.updates) == 65
+    assert len(c0.updates) == seeded + 15
     doc = orjson.loads(orjson.dumps(ledger.document("r1", tables)))
     back = ledger.from_document(doc)
     assert sorted((n, t.shard, t.inserted, list(t.updates)) for n, t in back) == sorted(
@@ -68,7 +69,7 @@ def test_ledger_book_counts_inserts_and_updates_per_key_and_round_trips() -> Non
     )
     load, setup = ledger.totals(back)
     assert load["customers"] == {"insert": 17, "update": 5}
-    assert setup["customers"]["insert"] == 100
+    assert setup["customers"]["insert"] == 2 * seeded  # two shards
 
 
 def test_key_and_index_are_inverse_and_other_shards_keys_are_refused() -> None:

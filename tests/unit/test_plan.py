@@ -90,7 +90,10 @@ def test_split_rate_sums_exactly_for_many_combinations() -> None:
 # --- seeding helpers -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("batch", "rows"), [(1, 50), (10, 50), (25, 50), (26, 52), (100, 200)])
+@pytest.mark.parametrize(
+    ("batch", "rows"),
+    [(1, 1_000), (50, 1_000), (51, 1_020), (100, 2_000), (1_000, 20_000), (20_000, 40_000)],
+)
 def test_seed_rows_per_shard(batch: int, rows: int) -> None:
     assert seed_rows_per_shard(batch) == rows
 
@@ -139,13 +142,13 @@ def test_shard_plans_carry_the_plan() -> None:
     assert all(s.dsn == DSN for s in shards)
     assert [s.keys.index for s in shards] == [0, 1]
     assert all(s.keys.stride == 2 for s in shards)
-    assert all(s.keys.seeded_customers == 50 and s.keys.seeded_orders == 50 for s in shards)
+    assert all(s.keys.seeded_customers == 1_000 and s.keys.seeded_orders == 1_000 for s in shards)
 
 
 def test_shard_plans_seed_only_what_the_mix_needs() -> None:
     plan = make_plan(((10, 1),), batch_size=40, mix=(("update_customer", 1),))
     (shard,) = shard_plans(plan, DSN, 1, 1, "t")
-    assert (shard.keys.seeded_customers, shard.keys.seeded_orders) == (80, 0)
+    assert (shard.keys.seeded_customers, shard.keys.seeded_orders) == (1_000, 0)
 
 
 def test_shard_plans_unthrottled_have_no_steps() -> None:
