@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import select
+import socket
+
 import pytest
 
 from loadengine import wire
+from loadengine.database import DatabaseError
+from loadengine.dsn import Dsn
+from loadengine.workload import Statement
 
 
 def test_query_packet_has_length_sequence_zero_and_command() -> None:
@@ -74,3 +80,98 @@ def test_push_returns_a_whole_packet_and_holds_the_rest() -> None:
     assert buf.push(b"e\x01\x00\x00\x02f") == b"cde"  # completed, and the next one held
     assert buf.next_packet() == b"f"
     assert buf.next_packet() is None
+
+
+# --- WireSession round trips against a scripted peer (a socketpair, no server) ---------
+
+
+class ScriptedPeer:
+    """The hub's side for one session outside a hub: each time the session waits for a
+    reply, the next scripted chunk is written by the 'server' end, then the wait ends."""
+
+    def __init__(self, server: socket.socket, chunks: list[bytes]) -> None:
+        self.server, self.chunks = server, list(chunks)
+
+    def wait_readable(self, fd: int) -> None:
+        if self.chunks:
+            self.server.sendall(self.chunks.pop(0))
+        select.select([fd], [], [], 5)
+
+    def sleep_ns(self, duration_ns: int) -> None:
+        pass
+
+    def forget(self, fd: int) -> None:
+        pass
+
+    def received(self) -> bytes:
+        self.server.setblocking(False)
+        try:
+            return self.server.recv(1 << 20)
+        except BlockingIOError:
+            return b""
+
+
+def _packet(payload: bytes, seq: int = 1) -> bytes:
+    return len(payload).to_bytes(3, "little") + bytes([seq]) + payload
+
+
+def _ok(rows: int, status: int = 0x0002) -> bytes:
+    return _packet(bytes([wire.OK, rows, 0]) + status.to_bytes(2, "little") + b"\0\0")
+
+
+def _session(chunks: list[bytes]) -> tuple[wire.WireSession, ScriptedPeer, socket.socket]:
+    client, server = socket.socketpair()
+    client.setblocking(False)
+    peer = ScriptedPeer(server, chunks)
+    s = wire.WireSession.__new__(wire.WireSession)  # no handshake: the socket is given
+    s._dsn, s._hub, s._conn = Dsn("u", "secret", "127.0.0.1", 1, "db"), peer, None
+    s._sock, s._timeout_s, s._tls, s._fd = client, None, False, client.fileno()
+    s._buf, s._autocommit = wire.PacketBuffer(), True
+    return s, peer, client
+
+
+def _stmt(text: str) -> Statement:
+    return Statement("insert_customer", "customers", "insert", "", (), 1, text=text)
+
+
+def test_two_statements_read_as_ok_with_more_results_then_ok() -> None:
+    more = wire.SERVER_MORE_RESULTS_EXISTS | 0x0002
+    session, peer, _ = _session([_ok(0), _ok(3, more) + _ok(2, more) + _ok(0)])
+    assert session.run_transaction([_stmt("INSERT a"), _stmt("INSERT b")]) == [3, 2]
+    sent = peer.received()
+    assert b"SET autocommit=0" in sent and b"INSERT a;INSERT b;COMMIT" in sent
+
+
+def test_a_reply_split_across_reads_is_put_back_together() -> None:
+    reply = _ok(1)
+    session, _, _ = _session([reply[:3], reply[3:6], reply[6:]])
+    assert session.run_transaction([_stmt("INSERT a")]) == [1]
+
+
+def test_an_unexpected_packet_loses_the_connection_and_leaves_the_commit_in_doubt() -> None:
+    eof = _packet(b"\xfe\x00\x00\x02\x00")  # nothing a change is answered with
+    session, _, client = _session([eof])
+    with pytest.raises(DatabaseError) as excinfo:
+        session.run_transaction([_stmt("INSERT a")])
+    assert excinfo.value.error_class == "connection_lost"
+    assert excinfo.value.in_commit is True
+    assert "0xfe" in str(excinfo.value)
+    assert client.fileno() == -1  # closed: what follows on it cannot be trusted
+
+
+def test_a_peer_that_closes_is_a_lost_connection() -> None:
+    session, peer, _ = _session([])
+    peer.server.close()
+    with pytest.raises(DatabaseError) as excinfo:
+        session.run_transaction([_stmt("INSERT a")])
+    assert excinfo.value.error_class == "connection_lost"
+
+
+def test_an_err_packet_rolls_back_and_raises_classified_without_the_password() -> None:
+    err = _packet(b"\xff" + (1062).to_bytes(2, "little") + b"#23000Duplicate entry secret")
+    session, peer, _ = _session([err, _ok(0)])
+    with pytest.raises(DatabaseError) as excinfo:
+        session.run_transaction([_stmt("INSERT a")])
+    assert excinfo.value.in_commit is True
+    assert "1062 (23000)" in str(excinfo.value) and "secret" not in str(excinfo.value)
+    assert b"ROLLBACK" in peer.received()
