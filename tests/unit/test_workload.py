@@ -325,3 +325,18 @@ def test_draws_are_exactly_random_choices(population: Sequence[object]) -> None:
         a, b = random.Random(seed), random.Random(seed)
         assert workload.draws(a, population, 25) == b.choices(population, k=25)
         assert a.random() == b.random()  # the generators stay in step
+
+
+def test_single_row_customer_text_is_the_general_paths_with_the_same_draws() -> None:
+    """The text protocol's one-row fast path (no params) makes exactly the statement the
+    general path makes, from the same random draws."""
+    fast_rng, general_rng = random.Random(11), random.Random(11)
+    for k in range(500):
+        fast = workload.insert_customers(fast_rng, KEYS, k, 1, with_params=False)
+        general = workload.insert_customers(general_rng, KEYS, k, 1, with_params=True)
+        assert fast.text == general.text
+        assert (fast.sql, fast.rows, fast.first_k, fast.params) == (general.sql, 1, k, ())
+    assert fast_rng.getstate() == general_rng.getstate()
+    assert (
+        len({workload.insert_customers(fast_rng, KEYS, 0, 1, False).text for _ in range(300)}) > 40
+    )
