@@ -39,10 +39,8 @@ except ImportError:  # pragma: no cover
 import orjson
 
 from loadengine.plan import seed_rows_per_shard
-from loadengine.workload import EMAIL_DOMAIN, FIRST_NAMES, LAST_NAMES
+from loadengine.workload import EMAIL_DOMAIN, NAME_LITERALS  # names: in rotation, not drawn
 
-# The engine's name pairs as SQL text, in a fixed rotation (the engine draws them).
-NAME_LITERALS = tuple(f"'{f}','{last}'" for f in FIRST_NAMES for last in LAST_NAMES)
 TAG_HEAD = "0a1b2c3d.0."  # the shape of the engine's tags: run token (8 hex), shard, batch
 ID_SPAN = 5_000_000  # ids per process: each process inserts above the table's max id
 

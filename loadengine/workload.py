@@ -145,8 +145,8 @@ def values_format(op: str, rows: int) -> str:
     return _SQL_HEADS[op][0] + ",".join([_ROW_FORMATS[op]] * rows)
 
 
-_INSERT_CUSTOMER_HEAD = _SQL_HEADS["insert_customer"][0]
 _ONE_CUSTOMER_SQL = statement_sql("insert_customer", 1)
+_ONE_CUSTOMER_TEXT = values_format("insert_customer", 1)  # id, names, id
 
 
 def draws(rng: random.Random, population: Sequence[T], k: int) -> list[T]:
@@ -164,9 +164,9 @@ def insert_customers(
     (``draws``, ``zip`` and one %-format); ``params`` (what the prepared protocol
     sends) only ``with_params``: the text protocol never reads them."""
     first_id = keys.customer_id(first_k)
-    if n == 1 and not with_params:  # single-row: the same draw and text, built directly
+    if n == 1 and not with_params:  # single-row: ``draws``' one draw, without its list
         name = NAME_LITERALS[int(rng.random() * len(NAME_LITERALS))]
-        text = f"{_INSERT_CUSTOMER_HEAD}({first_id},{name},'c{first_id}@{EMAIL_DOMAIN}')"
+        text = _ONE_CUSTOMER_TEXT % (first_id, name, first_id)
         return Statement(
             "insert_customer", "customers", "insert", _ONE_CUSTOMER_SQL, (), 1,
             first_k=first_k, text=text,
@@ -290,10 +290,6 @@ def build_batch(
     distinct within a statement, so every listed row really changes. If fewer rows exist
     than requested, the statement is shortened: the shortfall is visible as fewer changes.
     """
-    if len(counts) == 1 and counts.get("insert_customer", 0) > 0:  # insert-only: nothing else
-        c_new = counts["insert_customer"]
-        stmt = insert_customers(rng, keys, cursor.customers, c_new, with_params)
-        return [stmt], KeyCursor(cursor.customers + c_new, cursor.orders)
     stmts: list[Statement] = []
     c_new = counts.get("insert_customer", 0)
     if c_new:
