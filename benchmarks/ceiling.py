@@ -38,6 +38,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -115,16 +116,29 @@ def _sysbench(test: str, port: int, seconds: float, options: list[str], counted:
     ]  # fmt: skip
     subprocess.run([*base, "cleanup"], capture_output=True, check=False)
     subprocess.run([*base, "prepare"], capture_output=True, check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [*base, f"--time={int(seconds)}", "--report-interval=0", "run"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    cpu_s = _children_cpu_s(before)  # sysbench's own CPU, the run step only
     subprocess.run([*base, "cleanup"], capture_output=True, check=False)
     rows = int(re.search(counted + r":\s+(\d+)", out).group(1))  # type: ignore[union-attr]
     total_s = float(re.search(r"total time:\s+([\d.]+)s", out).group(1))  # type: ignore[union-attr]
-    return {"rows_per_s": round(rows / total_s, 1), "rows": rows, "time_s": total_s}
+    return {
+        "rows_per_s": round(rows / total_s, 1),
+        "rows": rows,
+        "time_s": total_s,
+        "client_cpu_s_per_10k": round(cpu_s / max(1, rows) * 10_000, 4),
+    }
+
+
+def _children_cpu_s(before: resource.struct_rusage) -> float:
+    """User + system CPU of the child processes waited for since ``before``."""
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return now.ru_utime - before.ru_utime + now.ru_stime - before.ru_stime
 
 
 def sysbench_insert(port: int, threads: int, seconds: float) -> dict:
@@ -181,19 +195,21 @@ def markdown(report: dict) -> str:
         f"Command: `.venv/bin/python benchmarks/ceiling.py --repeat {report['repeat']} "
         f"--seconds {report['seconds']:.0f}` ({report.get('finished', '')})",
         "",
-        "| case | engine rows/s | engine CPU-s per 10K | reference | reference rows/s | ratio "
-        "of medians | pair ratios, median (min-max) |",
-        "|---|---|---|---|---|---|---|",
+        "| case | engine rows/s | engine CPU-s per 10K | reference | reference rows/s | "
+        "reference CPU-s per 10K | ratio of medians | pair ratios, median (min-max) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for case, e in report["cases"].items():
         eng, cpu = e["engine_rows_per_s"], e["engine_cpu_s_per_10k"]
         ref = e.get("reference_rows_per_s")
         pairs = pair_ratios(e["engine_runs"], e["reference_runs"]) if ref else None
+        ref_cpu = e.get("reference_cpu_s_per_10k")
         lines.append(
             f"| `{' '.join(e['engine_args'])}` ({e['engine_runs'][0].get('layout', '?')}) | "
             f"{eng['median']:,.0f} ({eng['min']:,.0f}-"
             f"{eng['max']:,.0f}) | {cpu['median']:.4f} | {REFERENCES.get(case, '-')} | "
             + (f"{ref['median']:,.0f} ({ref['min']:,.0f}-{ref['max']:,.0f})" if ref else "-")
+            + (f" | {ref_cpu['median']:.4f}" if ref_cpu else " | -")
             + f" | {e.get('ratio_of_medians', '-')} | "
             + (f"{pairs['median']:.3f} ({pairs['min']:.3f}-{pairs['max']:.3f})" if pairs else "-")
             + " |"
@@ -222,6 +238,9 @@ def case_entry(case: str, eng: list[dict], ref: list[dict]) -> dict:
     if ref:
         entry["reference_rows_per_s"] = spread([r["rows_per_s"] for r in ref])
         entry["reference_runs"] = ref
+        cpu = [r["client_cpu_s_per_10k"] for r in ref if "client_cpu_s_per_10k" in r]
+        if cpu:
+            entry["reference_cpu_s_per_10k"] = spread(cpu)
         entry["ratio_of_medians"] = round(
             entry["engine_rows_per_s"]["median"] / entry["reference_rows_per_s"]["median"], 3
         )
