@@ -8,6 +8,7 @@ second is kept and the per-second backlog is their sum.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from loadengine import histogram
@@ -93,6 +94,15 @@ class Bucket:
         return sum(self.backlog_by_shard.values())
 
 
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Shards that have not reported all seconds so far: how many, and the end (in
+    seconds since the start) of the oldest report among them."""
+
+    shards: int
+    reported_upto_s: int
+
+
 @dataclass(slots=True)
 class Aggregate:
     """Per-second buckets, per-shard totals and the run total (totals: counts only;
@@ -110,8 +120,11 @@ class Aggregate:
     boundaries: tuple[int, ...] = ()
     newest: int = -1
     folded: dict[int, tuple[dict[int, int], dict[int, int]]] = field(default_factory=dict)
+    reported_upto_s: dict[int, int] = field(default_factory=dict)  # shard -> newest second + 1
 
     def add(self, d: ShardDelta) -> None:
+        if d.second >= self.reported_upto_s.get(d.shard, 0):
+            self.reported_upto_s[d.shard] = d.second + 1
         bucket = self.seconds.setdefault(d.second, Bucket())
         bucket.add(d)
         if bucket.quantiles_ms is not None:  # a late delta for a final second
@@ -124,6 +137,17 @@ class Aggregate:
             if old is not None and old.quantiles_ms is None:
                 old.quantiles_ms = old.quantiles()
                 self._fold(self.newest - FREEZE_AFTER_S, old)
+
+    def silent(self, shards: Iterable[int], upto_s: int) -> Silence | None:
+        """Which of ``shards`` have not reported every second before ``upto_s``: a shard
+        reports a second once its loop comes round after the second ends, so one that
+        waits in a round trip (a server that stalls or does not answer) is silent, and
+        the seconds it has not reported are counted short until it does."""
+        behind = [s for s in shards if self.reported_upto_s.get(s, 0) < upto_s]
+        if not behind:
+            return None
+        since = min(self.reported_upto_s.get(s, 0) for s in behind)
+        return Silence(len(behind), since)
 
     def _window(self, second: int) -> int:
         return bisect_right(self.boundaries, second)

@@ -337,5 +337,7 @@ class Coordinator:
         sample = self.sample(self._elapsed_ns() / NS_PER_S, *self.transport.usage())
         self.out.resources.append(sample)
         server = self.watch.server_changes(upto_s - 1) if upto_s else None
-        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server))
+        running = (i for i in self._current if i not in self.out.done and i not in self._dead)
+        silence = self.out.aggregate.silent(running, upto_s)
+        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server, silence))
         self._printed_upto_s = upto_s

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadengine import histogram
-from loadengine.aggregate import Aggregate
+from loadengine.aggregate import Aggregate, Silence
 from loadengine.plan import RunPlan
 from loadengine.resources import ResourceSample
 
@@ -22,9 +22,12 @@ def live_line(
     upto_s: int,
     sample: ResourceSample,
     server_last: int | None = None,
+    silence: Silence | None = None,
 ) -> str:
     """One line for seconds ``[0, upto_s)``: totals, engine and server rates, efficiency,
-    p99, errors, CPU. ``server_last`` is the server's own count for the last second."""
+    p99, errors, CPU. ``server_last`` is the server's own count for the last second;
+    ``silence``, the shards that have not reported all of those seconds yet (their
+    changes are missing from the counts: the line says so, and since when)."""
     total = agg.changes_between(0, upto_s)
     last = agg.seconds.get(upto_s - 1)
     recent = last.change_count if last else 0
@@ -42,6 +45,11 @@ def live_line(
         parts.append(
             f"BEHIND backlog {last.backlog_changes:,} missed {last.missed_changes:,} "
             f"late {last.late_batches}"
+        )
+    if silence is not None:
+        parts.append(
+            f"WAITING for {silence.shards}/{plan.workers} shards: no report since "
+            f"t={silence.reported_upto_s}s (a transaction or reconnect still in progress)"
         )
     if upto_s <= plan.warmup_s:
         parts.append("(warmup)")

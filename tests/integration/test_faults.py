@@ -102,6 +102,10 @@ def test_server_paused_stall_is_visible_and_nothing_double_counted(
     assert max(p99s) >= 2000  # latency from the intended time shows the stall
     assert any(r["backlog_changes"] > 0 or r["late_batches"] for r in doc["per_second"])
     assert "BEHIND" in stdout
+    # while the server is paused the shards cannot report: each second's line says so
+    waiting = [ln for ln in stdout.splitlines() if "WAITING for 2/2 shards" in ln]
+    assert len(waiting) >= 2, stdout
+    assert all("last 0" in ln for ln in waiting[1:]), waiting
     _books_exact(doc)
     assert doc["summary"]["changes"] == 10_000  # catch-up: every planned change, once
 

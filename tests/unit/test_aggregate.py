@@ -6,7 +6,7 @@ import copy
 import random
 from typing import Any
 
-from loadengine.aggregate import Aggregate, Bucket, add_changes, total_changes
+from loadengine.aggregate import Aggregate, Bucket, Silence, add_changes, total_changes
 from loadengine.messages import ShardDelta
 
 SHARDS = 3
@@ -185,3 +185,16 @@ def test_change_helpers() -> None:
     assert into == {"customers": {"insert": 3, "update": 3}, "orders": {"delete": 4}}
     assert total_changes(into) == 10
     assert total_changes({}) == 0
+
+
+def test_silent_names_the_shards_that_have_not_reported_every_second() -> None:
+    agg = Aggregate()
+    assert agg.silent(range(2), 0) is None  # nothing due yet
+    assert agg.silent(range(2), 1) == Silence(shards=2, reported_upto_s=0)
+    for d in (delta(0, 2), delta(0, 0), delta(1, 0)):  # arrival order does not matter
+        agg.add(d)
+    assert agg.reported_upto_s == {0: 3, 1: 1}
+    assert agg.silent(range(2), 1) is None
+    assert agg.silent(range(2), 3) == Silence(shards=1, reported_upto_s=1)
+    assert agg.silent([0], 3) is None  # shard 1 finished: not waited for
+    assert agg.silent(range(3), 3) == Silence(shards=2, reported_upto_s=0)
