@@ -18,6 +18,7 @@ unit-tested; the session is tested against a real server.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from typing import Protocol
 
@@ -148,6 +149,10 @@ class WireSession:
     def _open(self) -> None:
         self._conn = connect(self._dsn, multi_statements=True, pure=True)
         self._sock = self._conn._socket.sock  # the driver's socket, after the handshake
+        if self._sock.family in (socket.AF_INET, socket.AF_INET6):
+            # as libmysqlclient does (the pure driver does not): a statement's last
+            # segment must not wait for the previous one's ACK (Nagle)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._timeout_s = self._sock.gettimeout()  # the driver's, for its own calls
         self._tls = isinstance(self._sock, ssl.SSLSocket)
         self._sock.setblocking(False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -148,6 +149,8 @@ def test_wire_session_reports_a_killed_connection_as_lost_and_reconnects(dsn: Ds
         assert database.is_connection_lost(excinfo.value.error_class)
         assert excinfo.value.in_commit is True
         session.reconnect()
+        nodelay = session._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert nodelay != 0  # set again on the new connection (Nagle off, as libmysqlclient)
         assert session.run_transaction([_insert(910_003)]) == [1]
         assert _ids(dsn, (910_001, 910_003)) == 2
     finally:
