@@ -9,6 +9,10 @@ that arrived together, and never passes a lock between threads: at batch 1 the c
 CPU per commit (most of it context switches on two shared cores) drops to about what a
 raw loop costs (``benchmarks/RESULTS.md``).
 
+A call that cannot be made non-blocking (the driver's connect and its other rare calls)
+runs on a thread of its own (``call_blocking``), the task waiting for it like for a
+socket, so one shard reconnecting to a server that does not answer stops no other.
+
 Nothing here knows about shards or databases: it runs functions, sockets and timers.
 """
 
@@ -17,16 +21,19 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import select
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import greenlet
 
 from loadengine.clock import SystemClock
 
 NS_PER_S = 1_000_000_000
+T = TypeVar("T")
 
 
 class HubError(RuntimeError):
@@ -104,6 +111,36 @@ class Hub:
         due = time.monotonic_ns() + max(0, duration_ns)
         heapq.heappush(self._timers, (due, next(self._seq), greenlet.getcurrent()))
         self._suspend()
+
+    def call_blocking(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (a call that blocks: the driver's connect, say) on a thread of its
+        own and suspend the calling task until it returns or raises, as for a socket: the
+        other tasks go on meanwhile. ``fn`` must not touch the hub."""
+        result: list[Any] = []
+        read_fd, write_fd = os.pipe()
+
+        def work() -> None:
+            try:
+                result.append((True, fn()))
+            except BaseException as exc:  # handed to the waiting task, re-raised there
+                result.append((False, exc))
+            finally:
+                os.write(write_fd, b"x")
+
+        worker = threading.Thread(target=work, name="hub-blocking-call", daemon=True)
+        worker.start()
+        try:
+            while not result:
+                self.wait_readable(read_fd)
+        finally:
+            self.forget(read_fd)
+            worker.join()
+            os.close(read_fd)
+            os.close(write_fd)
+        ok, value = result[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
 
     def forget(self, fd: int) -> None:
         """Stop watching socket ``fd`` (before it is closed)."""

@@ -8,8 +8,9 @@ made non-blocking, and reads the server's ``OK``/``ERR`` packets itself, yieldin
 hub while it waits. Only what the text protocol's transactions need is here: statements
 that change rows (never a result set), several of them in one round trip (each answered
 by an ``OK`` with ``SERVER_MORE_RESULTS_EXISTS`` but the last), errors by number and
-SQLSTATE, exactly as the driver would classify them. The rare paths (the commit probe,
-reconnecting) use the driver, with the socket blocking again for the moment.
+SQLSTATE, exactly as the driver would classify them. The rare paths (connecting, the
+commit probe) use the driver's blocking calls, on a thread of their own through the hub
+(``Waiter.call_blocking``): the other shards of the process go on meanwhile.
 
 Pure functions (``query_packets``, ``PacketBuffer``, ``parse_ok``, ``parse_err``) are
 unit-tested; the session is tested against a real server.
@@ -20,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from loadengine.database import (
     DatabaseError,
@@ -41,6 +43,7 @@ OK, ERR = 0x00, 0xFF
 RECV_BYTES = 65536
 LENENC_SIZES = {0xFC: 2, 0xFD: 3, 0xFE: 8}  # first byte -> bytes of the integer after it
 SEND_RETRY_NS = 100_000  # a full socket buffer (a very large statement): look again soon
+T = TypeVar("T")
 
 
 def query_packets(sql: bytes) -> bytes:
@@ -132,6 +135,8 @@ class Waiter(Protocol):
 
     def forget(self, fd: int) -> None: ...
 
+    def call_blocking(self, fn: Callable[[], T]) -> T: ...
+
 
 class WireSession:
     """A ``shard.Executor`` whose round trips yield to the hub (text protocol only).
@@ -147,7 +152,8 @@ class WireSession:
         self._open()
 
     def _open(self) -> None:
-        self._conn = connect(self._dsn, multi_statements=True, pure=True)
+        dsn = self._dsn
+        self._conn = self._hub.call_blocking(lambda: connect(dsn, multi_statements=True, pure=True))
         self._sock = self._conn._socket.sock  # the driver's socket, after the handshake
         if self._sock.family in (socket.AF_INET, socket.AF_INET6):
             # as libmysqlclient does (the pure driver does not): a statement's last
@@ -230,8 +236,9 @@ class WireSession:
         """As ``database.Session.committed``, through the driver (socket blocking)."""
         self._set_autocommit(False)
         self._sock.settimeout(self._timeout_s)
+        conn, dsn = self._conn, self._dsn
         try:
-            return probe_commit(self._conn, probe, self._dsn)
+            return self._hub.call_blocking(lambda: probe_commit(conn, probe, dsn))
         finally:
             self._sock.setblocking(False)
 

@@ -11,7 +11,9 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import pytest
@@ -19,6 +21,7 @@ import pytest
 from loadengine import database
 from loadengine.database import DatabaseError
 from loadengine.dsn import Dsn
+from loadengine.hub import Hub
 from loadengine.wire import WireSession
 from loadengine.workload import CommitProbe, Statement
 from tests.integration.conftest import (
@@ -31,6 +34,7 @@ from tests.integration.conftest import (
 )
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
 
 class BlockingWaiter:
@@ -44,6 +48,9 @@ class BlockingWaiter:
 
     def forget(self, fd: int) -> None:
         pass
+
+    def call_blocking(self, fn: Callable[[], T]) -> T:
+        return fn()
 
 
 def _insert(cid: int) -> Statement:
@@ -180,3 +187,35 @@ def test_multiplexed_process_killed_restarts_its_shards_and_books_exact(
     assert all(f["action"] == "restarted" for f in doc["failures"])
     assert doc["summary"]["changes"] == 8_000
     assert_audit_exact(doc)
+
+
+def test_a_shard_connecting_to_a_server_that_does_not_answer_stops_no_other(dsn: Dsn) -> None:
+    """One task connects to a listener that accepts TCP but never sends the handshake (a
+    hung server): the driver waits out its connect timeout. The other task's session on
+    the same hub commits all its rows meanwhile."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # the kernel completes the TCP handshake; nobody ever answers
+    hung = Dsn("root", "", "127.0.0.1", silent.getsockname()[1], "inventory")
+    hub, events = Hub(), []
+
+    def hanging() -> None:
+        with pytest.raises(DatabaseError):
+            WireSession(hung, hub)
+        events.append("timed out")
+
+    def working() -> None:
+        session = WireSession(dsn, hub)
+        try:
+            for i in range(50):
+                assert session.run_transaction([_insert(920_000 + i)]) == [1]
+        finally:
+            session.close()
+        events.append("committed 50")
+
+    hub.spawn(hanging)
+    hub.spawn(working)
+    hub.run()
+    silent.close()
+    assert events == ["committed 50", "timed out"]
+    assert _ids(dsn, tuple(range(920_000, 920_050))) == 50

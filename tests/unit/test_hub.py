@@ -6,6 +6,7 @@ assertions are about order and about who is resumed, never about speed."""
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 
@@ -124,3 +125,40 @@ def test_tasks_that_never_wait_and_tasks_that_do_all_end() -> None:
     hub.spawn(done.append, "quick2")
     hub.run()
     assert done == ["quick", "quick2", "slow"]
+
+
+def test_a_blocking_call_runs_on_a_thread_while_the_other_tasks_go_on() -> None:
+    hub, ticks, got = Hub(), [], []
+    release = threading.Event()
+
+    def blocked() -> None:  # e.g. the driver's connect to a server that does not answer
+        got.append(hub.call_blocking(lambda: release.wait(5) and "connected"))
+
+    def ticker() -> None:
+        for i in range(20):
+            hub.sleep_ns(1 * MS)
+            ticks.append(i)
+        release.set()  # only the other task's progress can end the blocking call
+
+    hub.spawn(blocked)
+    hub.spawn(ticker)
+    hub.run()
+    assert ticks == list(range(20)) and got == ["connected"]
+
+
+def test_a_blocking_call_that_raises_raises_in_its_task() -> None:
+    hub, caught = Hub(), []
+
+    def fails() -> None:
+        raise ConnectionRefusedError("no server")
+
+    def task() -> None:
+        try:
+            hub.call_blocking(fails)
+        except ConnectionRefusedError as exc:
+            caught.append(str(exc))
+
+    hub.spawn(task)
+    hub.run()
+    assert caught == ["no server"]
+    assert not any(t.name == "hub-blocking-call" for t in threading.enumerate())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import select
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -11,6 +13,8 @@ from loadengine import wire
 from loadengine.database import DatabaseError
 from loadengine.dsn import Dsn
 from loadengine.workload import Statement
+
+T = TypeVar("T")
 
 
 def test_query_packet_has_length_sequence_zero_and_command() -> None:
@@ -102,6 +106,9 @@ class ScriptedPeer:
 
     def forget(self, fd: int) -> None:
         pass
+
+    def call_blocking(self, fn: Callable[[], T]) -> T:
+        return fn()
 
     def received(self) -> bytes:
         self.server.setblocking(False)
