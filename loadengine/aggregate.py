@@ -142,7 +142,9 @@ class Aggregate:
         """Which of ``shards`` have not reported every second before ``upto_s``: a shard
         reports a second once its loop comes round after the second ends, so one that
         waits in a round trip (a server that stalls or does not answer) is silent, and
-        the seconds it has not reported are counted short until it does."""
+        the seconds it has not reported are counted short until it does (a shard that
+        died and was restarted never reports the seconds in between: what it did then
+        is booked to the second it was found dead)."""
         behind = [s for s in shards if self.reported_upto_s.get(s, 0) < upto_s]
         if not behind:
             return None

@@ -128,6 +128,7 @@ class Coordinator:
         self._start_ns = 0
         self._next_tick = 1
         self._printed_upto_s = 0
+        self._printed_silent = False  # the last line printed waited for some shards
 
     def run(self) -> Outcome:
         try:
@@ -330,8 +331,8 @@ class Coordinator:
     def _final_tick(self) -> None:
         reported = [s for s in self.out.aggregate.seconds if s < self.plan.total_s]
         upto_s = max(reported) + 1 if reported else 0
-        if upto_s > self._printed_upto_s:
-            self._print_line(upto_s)
+        if upto_s > self._printed_upto_s or (self._printed_silent and upto_s):
+            self._print_line(upto_s)  # a line that waited for shards is printed whole
 
     def _print_line(self, upto_s: int) -> None:
         sample = self.sample(self._elapsed_ns() / NS_PER_S, *self.transport.usage())
@@ -340,4 +341,4 @@ class Coordinator:
         running = (i for i in self._current if i not in self.out.done and i not in self._dead)
         silence = self.out.aggregate.silent(running, upto_s)
         self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server, silence))
-        self._printed_upto_s = upto_s
+        self._printed_upto_s, self._printed_silent = upto_s, silence is not None

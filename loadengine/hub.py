@@ -115,7 +115,9 @@ class Hub:
     def call_blocking(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` (a call that blocks: the driver's connect, say) on a thread of its
         own and suspend the calling task until it returns or raises, as for a socket: the
-        other tasks go on meanwhile. ``fn`` must not touch the hub."""
+        other tasks go on meanwhile. ``fn`` must not touch the hub. The thread owns the
+        pipe's write end, so a task killed while it waits (its greenlet thrown out) leaves
+        the call to finish on its own and never holds the hub thread."""
         result: list[Any] = []
         read_fd, write_fd = os.pipe()
 
@@ -125,18 +127,24 @@ class Hub:
             except BaseException as exc:  # handed to the waiting task, re-raised there
                 result.append((False, exc))
             finally:
-                os.write(write_fd, b"x")
+                with contextlib.suppress(OSError):  # the task is gone: nobody reads
+                    os.write(write_fd, b"x")
+                os.close(write_fd)
 
-        worker = threading.Thread(target=work, name="hub-blocking-call", daemon=True)
-        worker.start()
+        try:
+            worker = threading.Thread(target=work, name="hub-blocking-call", daemon=True)
+            worker.start()
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         try:
             while not result:
                 self.wait_readable(read_fd)
         finally:
             self.forget(read_fd)
-            worker.join()
             os.close(read_fd)
-            os.close(write_fd)
+        worker.join()  # done: it has written its result
         ok, value = result[0]
         if not ok:
             raise value

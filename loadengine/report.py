@@ -49,7 +49,7 @@ def live_line(
     if silence is not None:
         parts.append(
             f"WAITING for {silence.shards}/{plan.workers} shards: no report since "
-            f"t={silence.reported_upto_s}s (a transaction or reconnect still in progress)"
+            f"t={silence.reported_upto_s}s (in a transaction, reconnecting or restarting)"
         )
     if upto_s <= plan.warmup_s:
         parts.append("(warmup)")

@@ -195,6 +195,7 @@ class WireSession:
                     text = scrub(f"{errno} ({sqlstate}): {message}", self._dsn)
                     raise DatabaseError(error_class, text, in_commit)
                 else:  # nothing a change answers with: what follows cannot be trusted
+                    self._forget_fd()
                     self._sock.close()
                     raise ConnectionResetError(f"unexpected packet 0x{payload[0]:02x}")
         except OSError as exc:
@@ -246,8 +247,14 @@ class WireSession:
         self.close()
         self._open()
 
-    def close(self) -> None:
+    def _forget_fd(self) -> None:
+        """The hub stops watching this socket, once: after this the number may belong to
+        another task's socket or pipe, so it is never forgotten again."""
         self._hub.forget(self._fd)
+        self._fd = -1
+
+    def close(self) -> None:
+        self._forget_fd()
         with contextlib.suppress(Exception):  # closing a connection that may be gone
             self._sock.settimeout(self._timeout_s)
             self._conn.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 
+import greenlet
 import pytest
 
 from loadengine.hub import Hub, HubClock, HubError
@@ -162,3 +163,29 @@ def test_a_blocking_call_that_raises_raises_in_its_task() -> None:
     hub.run()
     assert caught == ["no server"]
     assert not any(t.name == "hub-blocking-call" for t in threading.enumerate())
+
+
+def test_a_task_killed_while_its_blocking_call_runs_does_not_wait_for_the_call() -> None:
+    """If the hub gives up (another task raised) and the waiting task is thrown out, the
+    call is left to finish on its thread: the hub's thread does not wait for it."""
+    hub, release = Hub(), threading.Event()
+
+    def blocked() -> None:
+        hub.call_blocking(lambda: release.wait(10))
+
+    def fails() -> None:
+        hub.sleep_ns(1 * MS)
+        raise RuntimeError("another shard failed")
+
+    hub.spawn(blocked)
+    hub.spawn(fails)
+    with pytest.raises(RuntimeError):
+        hub.run()
+    waiting = hub._tasks[0]
+    waiting.throw(greenlet.GreenletExit)  # what collecting the abandoned task does
+    assert waiting.dead
+    calls = [t for t in threading.enumerate() if t.name == "hub-blocking-call"]
+    assert len(calls) == 1 and calls[0].is_alive()  # not joined: still in its call
+    release.set()
+    calls[0].join(5)
+    assert not calls[0].is_alive()

@@ -95,6 +95,7 @@ class ScriptedPeer:
 
     def __init__(self, server: socket.socket, chunks: list[bytes]) -> None:
         self.server, self.chunks = server, list(chunks)
+        self.forgotten: list[int] = []
 
     def wait_readable(self, fd: int) -> None:
         if self.chunks:
@@ -105,7 +106,7 @@ class ScriptedPeer:
         pass
 
     def forget(self, fd: int) -> None:
-        pass
+        self.forgotten.append(fd)
 
     def call_blocking(self, fn: Callable[[], T]) -> T:
         return fn()
@@ -157,13 +158,27 @@ def test_a_reply_split_across_reads_is_put_back_together() -> None:
 
 def test_an_unexpected_packet_loses_the_connection_and_leaves_the_commit_in_doubt() -> None:
     eof = _packet(b"\xfe\x00\x00\x02\x00")  # nothing a change is answered with
-    session, _, client = _session([eof])
+    session, peer, client = _session([eof])
+    fd = client.fileno()
     with pytest.raises(DatabaseError) as excinfo:
         session.run_transaction([_stmt("INSERT a")])
     assert excinfo.value.error_class == "connection_lost"
     assert excinfo.value.in_commit is True
     assert "0xfe" in str(excinfo.value)
     assert client.fileno() == -1  # closed: what follows on it cannot be trusted
+    assert peer.forgotten == [fd]  # ... and the hub told first, its number may be reused
+    session.close()
+    assert peer.forgotten == [fd, -1]
+
+
+def test_a_socket_number_is_forgotten_once_however_often_the_session_closes() -> None:
+    """A reconnect that fails closes the session again: by then another task's socket or
+    pipe may have the old number, and forgetting it would strand that task."""
+    session, peer, client = _session([])
+    fd = client.fileno()
+    session.close()
+    session.close()
+    assert peer.forgotten == [fd, -1]
 
 
 def test_a_peer_that_closes_is_a_lost_connection() -> None:
