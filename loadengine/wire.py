@@ -22,6 +22,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol, TypeVar
 
 from loadengine.database import (
@@ -152,8 +153,9 @@ class WireSession:
         self._open()
 
     def _open(self) -> None:
-        dsn = self._dsn
-        self._conn = self._hub.call_blocking(lambda: connect(dsn, multi_statements=True, pure=True))
+        self._conn = self._hub.call_blocking(
+            partial(connect, self._dsn, multi_statements=True, pure=True)
+        )
         self._sock = self._conn._socket.sock  # the driver's socket, after the handshake
         if self._sock.family in (socket.AF_INET, socket.AF_INET6):
             # as libmysqlclient does (the pure driver does not): a statement's last
@@ -237,9 +239,8 @@ class WireSession:
         """As ``database.Session.committed``, through the driver (socket blocking)."""
         self._set_autocommit(False)
         self._sock.settimeout(self._timeout_s)
-        conn, dsn = self._conn, self._dsn
         try:
-            return self._hub.call_blocking(lambda: probe_commit(conn, probe, dsn))
+            return self._hub.call_blocking(partial(probe_commit, self._conn, probe, self._dsn))
         finally:
             self._sock.setblocking(False)
 

@@ -6,35 +6,16 @@ from __future__ import annotations
 
 from loadengine.clock import FakeClock
 from loadengine.coordinator import Coordinator
-from loadengine.messages import ShardDelta, ShardDone, ShardMessage, ShardReady
-from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, shard_plans
-from loadengine.resources import NodeUsage, ResourceSample, ShardUsage
+from loadengine.messages import ShardDone, ShardMessage, ShardReady
+from loadengine.plan import ShardPlan, shard_plans
+from loadengine.resources import NodeUsage, ShardUsage
 from loadengine.stop import StopFlag
+from tests.unit.test_aggregate import delta
+from tests.unit.test_plan import make_plan
+from tests.unit.test_report import SAMPLE
 
 NS = 1_000_000_000
 MS = 1_000_000
-SAMPLE = ResourceSample(0.0, 1.0, 1 << 20, 5.0, 1 << 20, (5.0,), None, None)
-
-
-def run_plan() -> RunPlan:
-    return RunPlan(
-        steps=((200, 3),),
-        duration_s=3,
-        warmup_s=0,
-        workers=2,
-        batch_size=10,
-        log_interval_s=1.0,
-        mix=DEFAULT_MIX,
-        seed=1,
-        on_overload="catch-up",
-        dsn=None,
-        output=None,
-        keep_server=False,
-    )
-
-
-def delta(shard: int, second: int) -> ShardDelta:
-    return ShardDelta(shard, second, {"customers": {"insert": 100}}, 10, 10, {}, 0, 0, 0, 0)
 
 
 class ScriptedTransport:
@@ -90,7 +71,7 @@ class ScriptedTransport:
 
 def lines_for(script: list[tuple[int, ShardMessage]]) -> list[str]:
     clock, lines = FakeClock(start_ns=10 * NS), []
-    plan = run_plan()
+    plan = make_plan(((200, 3),), workers=2)
     shards = shard_plans(plan, "mysql://u@127.0.0.1:3306/inventory", 1001, 10001, "tok")
     coordinator = Coordinator(
         plan,
@@ -107,8 +88,12 @@ def lines_for(script: list[tuple[int, ShardMessage]]) -> list[str]:
 
 
 def test_a_late_shard_is_named_and_the_last_line_is_printed_again_whole() -> None:
-    on_time = [(s * NS + NS + 10 * MS, delta(0, s)) for s in range(3)]
-    late = [(NS + 10 * MS, delta(1, 0)), (3_500 * MS, delta(1, 1)), (3_500 * MS, delta(1, 2))]
+    on_time = [(s * NS + NS + 10 * MS, delta(0, s, inserts=100)) for s in range(3)]
+    late = [
+        (NS + 10 * MS, delta(1, 0, inserts=100)),
+        (3_500 * MS, delta(1, 1, inserts=100)),
+        (3_500 * MS, delta(1, 2, inserts=100)),
+    ]
     done = [(3_600 * MS, ShardDone(0, False, 0)), (3_600 * MS, ShardDone(1, False, 0))]
     lines = lines_for(on_time + late + done)
     assert [ln.split("]")[0] for ln in lines] == ["[   1s", "[   2s", "[   3s", "[   3s"]
@@ -119,7 +104,7 @@ def test_a_late_shard_is_named_and_the_last_line_is_printed_again_whole() -> Non
 
 
 def test_no_waiting_and_no_reprint_when_every_shard_reports_on_time() -> None:
-    on_time = [(s * NS + NS + 10 * MS, delta(i, s)) for s in range(3) for i in (0, 1)]
+    on_time = [(s * NS + NS + 10 * MS, delta(i, s, inserts=100)) for s in range(3) for i in (0, 1)]
     done = [(3_100 * MS, ShardDone(0, False, 0)), (3_100 * MS, ShardDone(1, False, 0))]
     lines = lines_for(on_time + done)
     assert len(lines) == 3 and not any("WAITING" in ln for ln in lines)
