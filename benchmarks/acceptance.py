@@ -22,8 +22,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadengine import binlog, database, embedded, schema_admin
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import binlog, database, embedded, schema_admin
 
 CASES = {
     "2k": ["--target-cps", "2000", "--duration", "5", "--workers", "2", "--batch-size", "10"],

@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadengine import binlog, database, embedded, schema_admin
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import binlog, database, embedded, schema_admin
 
 ROWS_PER_STATEMENT = 1000
 REPLICATION_LIMIT_S = 300

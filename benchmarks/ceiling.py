@@ -55,8 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import raw_loop
 from results_md import RESULTS_MD, spread, write_section
 
-from loadengine import database, embedded, schema_admin
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database, embedded, schema_admin
 
 ENGINE_CASES = {
     "insert100": ["--workers", "2", "--batch-size", "100", "--mix", "insert_customer=1"],

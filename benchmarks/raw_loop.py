@@ -38,8 +38,8 @@ except ImportError:  # pragma: no cover
 
 import orjson
 
-from loadengine.plan import seed_rows_per_shard
-from loadengine.workload import EMAIL_DOMAIN, NAME_LITERALS  # names: in rotation, not drawn
+from loadengine.core.plan import seed_rows_per_shard
+from loadengine.core.workload import EMAIL_DOMAIN, NAME_LITERALS  # names: in rotation, not drawn
 
 TAG_HEAD = "0a1b2c3d.0."  # the shape of the engine's tags: run token (8 hex), shard, batch
 ID_SPAN = 5_000_000  # ids per process: each process inserts above the table's max id

@@ -24,7 +24,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadengine import embedded, schema_admin
+from loadengine.server import embedded, schema_admin
 
 WARMUP_S = 120
 

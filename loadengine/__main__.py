@@ -4,7 +4,7 @@ Signal handlers go in before anything heavy is imported: a Ctrl-C or SIGTERM dur
 start-up must still end in a results file and exit code 130/143, not a traceback.
 """
 
-from loadengine.stop import StopFlag, install
+from loadengine.core.stop import StopFlag, install
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 
-from loadengine import stop as stop_module
-from loadengine.dsn import DsnError, parse_dsn
+from loadengine.core import stop as stop_module
+from loadengine.core.dsn import DsnError, parse_dsn
+from loadengine.core.stop import StopFlag
 from loadengine.settings import SettingsError, resolve
-from loadengine.stop import StopFlag
 
 app = typer.Typer(
     add_completion=False,
@@ -128,7 +128,7 @@ def run(
         "follow_binlog": True if follow_binlog else None,
     }
     plan = resolve(flags, os.environ, profile)
-    from loadengine.runner import execute  # the driver loads only when a run starts
+    from loadengine.run.runner import execute  # the driver loads only when a run starts
 
     out = sys.stderr if plan.output == "-" else sys.stdout
     raise typer.Exit(execute(plan, out, ctx.obj))
@@ -145,8 +145,8 @@ def suite_cmd(
     dsn: Annotated[str | None, typer.Option(help="Server DSN (default: embedded)")] = None,
 ) -> None:
     """Run a performance suite; exit 5 when a scenario fails its thresholds, 1 on a crash."""
-    from loadengine import suite
     from loadengine.settings import parse_int as _int
+    from loadengine.tools import suite
 
     n = _int("--repeat", repeat, 1, ">= 1")
     if dsn:
@@ -175,9 +175,9 @@ def search_cmd(
     dsn: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Find the highest target CPS that passes the thresholds (step up, then bisect)."""
-    from loadengine import suite
     from loadengine.settings import parse_float
     from loadengine.settings import parse_int as _int
+    from loadengine.tools import suite
 
     keys = {
         "start_cps": _int("--start-cps", start_cps, 1, ">= 1"),
@@ -222,7 +222,7 @@ def report_cmd(
     png: Annotated[str | None, typer.Option(help="Also write the charts as PNGs here")] = None,
 ) -> None:
     """Charts over time in one self-contained HTML page (needs loadengine[report])."""
-    from loadengine import report_html
+    from loadengine.tools import report_html
 
     try:
         n = report_html.write(results, output, png)
@@ -251,8 +251,8 @@ def sink_check_cmd(
     """Consume Debezium events from the per-table queues and check them against the run's
     change ledger: lost, duplicated, extra, out of order per key, and end-to-end lag.
     Exit 0 when nothing was lost or wrong, 1 otherwise."""
-    from loadengine import sink_amqp
     from loadengine.settings import parse_float
+    from loadengine.verify import sink_amqp
 
     seconds = parse_float("--timeout", timeout, 0.1)
     try:
@@ -282,7 +282,7 @@ def compare_cmd(
     format: Annotated[str, typer.Option(help="table | markdown | json")] = "table",
 ) -> None:
     """Compare two runs (or result folders); exit 1 on a regression beyond tolerance."""
-    from loadengine import compare
+    from loadengine.tools import compare
 
     if format not in ("table", "markdown", "json"):
         raise SettingsError(f"--format {format!r}: allowed: table, markdown, json")
@@ -301,9 +301,10 @@ def audit_cmd(
     dsn: Annotated[str | None, typer.Option(help="Server DSN (default: the run's)")] = None,
 ) -> None:
     """Audit a finished run: its binary-log window against its change ledger."""
-    from loadengine import audit, report
-    from loadengine.binlog import BinlogError
-    from loadengine.database import DatabaseError
+    from loadengine.run import report
+    from loadengine.server.binlog import BinlogError
+    from loadengine.server.database import DatabaseError
+    from loadengine.verify import audit
 
     try:
         result = audit.audit_file(results_file, dsn or os.environ.get("LOADENGINE_DSN"))
@@ -317,7 +318,7 @@ def audit_cmd(
 
 
 def _schema_dsn(dsn: str | None) -> str:
-    from loadengine.dsn import dsn_from_parts
+    from loadengine.core.dsn import dsn_from_parts
 
     text = dsn or os.environ.get("LOADENGINE_DSN") or dsn_from_parts(dict(os.environ))
     if not text:
@@ -328,8 +329,8 @@ def _schema_dsn(dsn: str | None) -> str:
 
 
 def _schema(action: str, dsn: str | None) -> None:
-    from loadengine import schema_admin
-    from loadengine.database import DatabaseError
+    from loadengine.server import schema_admin
+    from loadengine.server.database import DatabaseError
 
     target = parse_dsn(_schema_dsn(dsn))
     try:
@@ -366,7 +367,7 @@ def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> None:
     """One line and exit 2 for any bad input; no tracebacks for users. ``stop`` carries
     a signal received since start-up (``__main__`` installs the handlers first); only
     ``run`` keeps them, other commands get Python's defaults back."""
-    from loadengine.runner import EXIT_BY_SIGNAL, RunError
+    from loadengine.run.runner import EXIT_BY_SIGNAL, RunError
 
     args = sys.argv[1:] if argv is None else argv
     stop = stop or StopFlag()

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadengine import thresholds
-from loadengine.dsn import DsnError, dsn_from_parts, parse_dsn
-from loadengine.plan import (
+from loadengine.core import thresholds
+from loadengine.core.dsn import DsnError, dsn_from_parts, parse_dsn
+from loadengine.core.plan import (
     BACKENDS,
     DEFAULT_MIX,
     OPERATIONS,

@@ -19,8 +19,8 @@ import orjson
 import psutil
 import pytest
 
-from loadengine import database, embedded, schema_admin
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database, embedded, schema_admin
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadengine import database, ledger
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database
+from loadengine.verify import ledger
 from tests.integration.conftest import load_results, run_cli, run_load, window_text
 
 pytestmark = pytest.mark.integration
@@ -181,7 +182,7 @@ def test_audit_of_an_embedded_run_explains_the_server_is_gone(tmp_path: Path) ->
 
 def test_the_projects_cdc_config_passes_the_readiness_check(dsn: Dsn) -> None:
     """The private server runs configs/mysql/cdc.cnf (also mounted by compose/)."""
-    from loadengine import cdc
+    from loadengine.server import cdc
 
     conn = database.connect(dsn)
     try:

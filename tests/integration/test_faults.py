@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadengine import database, embedded
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database, embedded
 from tests.integration.conftest import (
     assert_audit_exact,
     load_results,

@@ -18,12 +18,12 @@ from typing import TypeVar
 import psutil
 import pytest
 
-from loadengine import database
-from loadengine.database import DatabaseError
-from loadengine.dsn import Dsn
-from loadengine.hub import Hub
-from loadengine.wire import WireSession
-from loadengine.workload import CommitProbe, Statement
+from loadengine.core.dsn import Dsn
+from loadengine.core.workload import CommitProbe, Statement
+from loadengine.server import database
+from loadengine.server.database import DatabaseError
+from loadengine.shard.hub import Hub
+from loadengine.shard.wire import WireSession
 from tests.integration.conftest import (
     assert_audit_exact,
     load_results,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
 from tests.integration.conftest import load_results, run_load
 
 pytestmark = pytest.mark.integration

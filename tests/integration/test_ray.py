@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadengine import database, embedded, schema_admin
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database, embedded, schema_admin
 
 from .conftest import assert_audit_exact, load_results, run_cli, start_cli, wait_for_line
 

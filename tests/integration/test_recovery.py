@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from loadengine import database, journal, recovery
-from loadengine.aggregate import Bucket
-from loadengine.dsn import Dsn
-from loadengine.plan import RunPlan, shard_plans
-from loadengine.workload import KeyCursor, build_batch
+from loadengine.core.aggregate import Bucket
+from loadengine.core.dsn import Dsn
+from loadengine.core.plan import RunPlan, shard_plans
+from loadengine.core.workload import KeyCursor, build_batch
+from loadengine.server import database
+from loadengine.shard import journal, recovery
 
 
 @pytest.mark.parametrize("committed", [True, False])

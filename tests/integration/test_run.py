@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from loadengine import binlog, database
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import binlog, database
 from tests.integration.conftest import load_results, run_load, table_counts
 
 pytestmark = pytest.mark.integration

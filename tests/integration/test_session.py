@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from loadengine import database
-from loadengine.dsn import Dsn
-from loadengine.plan import KeySpace
-from loadengine.workload import KeyCursor, build_batch, insert_customers
+from loadengine.core.dsn import Dsn
+from loadengine.core.plan import KeySpace
+from loadengine.core.workload import KeyCursor, build_batch, insert_customers
+from loadengine.server import database
 
 from .conftest import table_counts
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
 from tests.integration.conftest import load_results, run_cli, run_load, window_text
 
 pytestmark = pytest.mark.integration

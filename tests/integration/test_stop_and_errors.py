@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from loadengine import database
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database
 from tests.integration.conftest import load_results, run_cli, start_cli, wait_for_line
 
 pytestmark = pytest.mark.integration

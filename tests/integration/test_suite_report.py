@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
 from tests.integration.conftest import ROOT, load_results, run_cli, run_load
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from loadengine import database, embedded, schema_admin
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database, embedded, schema_admin
 from tests.integration.conftest import load_results, run_cli
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ import copy
 import random
 from typing import Any
 
-from loadengine.aggregate import Aggregate, Bucket, Silence, add_changes, total_changes
-from loadengine.messages import ShardDelta
+from loadengine.core.aggregate import Aggregate, Bucket, Silence, add_changes, total_changes
+from loadengine.core.messages import ShardDelta
 
 SHARDS = 3
 SECONDS = 4

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from loadengine import histogram
-from loadengine.aggregate import FREEZE_AFTER_S, Aggregate, Bucket
-from loadengine.messages import ShardDelta
+from loadengine.core import histogram
+from loadengine.core.aggregate import FREEZE_AFTER_S, Aggregate, Bucket
+from loadengine.core.messages import ShardDelta
 
 
 def _delta(second: int, shard: int, rng: random.Random) -> ShardDelta:

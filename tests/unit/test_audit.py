@@ -1,4 +1,4 @@
-"""loadengine.audit.compare: the binary-log window's rows, key by key, against the ledger.
+"""loadengine.verify.audit.compare: the binary-log window's rows, key by key, against the ledger.
 
 Two shards (stride 2). Customers: each shard seeded k=0..2 and inserted k=3..4; orders:
 seeded k=0..2, shard 0 inserted k=3. Keys are ``first + shard + 2k``.
@@ -11,11 +11,11 @@ from collections import Counter
 
 import pytest
 
-from loadengine import audit
-from loadengine.audit import Owners, Tally
-from loadengine.binlog import RowKey
-from loadengine.ledger import TableLedger
-from loadengine.messages import ChangeCounts
+from loadengine.core.messages import ChangeCounts
+from loadengine.server.binlog import RowKey
+from loadengine.verify import audit
+from loadengine.verify.audit import Owners, Tally
+from loadengine.verify.ledger import TableLedger
 
 HB = "loadengine_heartbeat"
 

@@ -10,8 +10,8 @@ import struct
 import threading
 from typing import Any
 
-from loadengine.backend_local import LocalBackend, Outbox, message_pipe
-from loadengine.messages import ShardDelta, ShardDone, ShardFailed
+from loadengine.backends.local import LocalBackend, Outbox, message_pipe
+from loadengine.core.messages import ShardDelta, ShardDone, ShardFailed
 
 
 def _pipe(backend: LocalBackend) -> Any:

@@ -1,4 +1,4 @@
-"""loadengine.binlog's pure text functions on realistic ``mariadb-binlog
+"""loadengine.server.binlog's pure text functions on realistic ``mariadb-binlog
 --base64-output=decode-rows -v`` output, built event by event with consistent positions.
 
 ``Log`` writes the text the reader prints (GTID / Annotate_rows + Table_map / row event /
@@ -12,8 +12,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from loadengine import binlog
-from loadengine.binlog import FollowState, RowKey
+from loadengine.server import binlog
+from loadengine.server.binlog import FollowState, RowKey
 
 DB = "inventory"
 STAMP = "261128 17:55:26"

@@ -1,4 +1,4 @@
-"""loadengine.cdc.readiness: problems that stop a CDC reader, and notes that do not."""
+"""loadengine.server.cdc.readiness: problems that stop a CDC reader, and notes that do not."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from loadengine import cdc
+from loadengine.server import cdc
 
 MARIADB: dict[str, Any] = {
     "flavor": "mariadb",

@@ -7,9 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadengine import compare, suite, thresholds
-from loadengine.search import SearchPlan, search
+from loadengine.core import thresholds
 from loadengine.settings import SettingsError
+from loadengine.tools import compare, suite
+from loadengine.tools.search import SearchPlan, search
 
 
 def _doc(cps: float, p99: float = 5.0, errors: int = 0, cpu: float = 50.0) -> dict:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from loadengine.binlog import HEARTBEAT_TABLE
-from loadengine.schema import ALL_TABLES
+from loadengine.core.schema import ALL_TABLES
+from loadengine.server.binlog import HEARTBEAT_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"

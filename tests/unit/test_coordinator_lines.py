@@ -1,15 +1,15 @@
-"""loadengine.coordinator's live lines against a scripted transport on a fake clock: a
+"""loadengine.run.coordinator's live lines against a scripted transport on a fake clock: a
 second's line names the shards whose reports are missing, and the run's last line is
 printed again whole once they arrive."""
 
 from __future__ import annotations
 
-from loadengine.clock import FakeClock
-from loadengine.coordinator import Coordinator
-from loadengine.messages import ShardDone, ShardMessage, ShardReady
-from loadengine.plan import ShardPlan, shard_plans
-from loadengine.resources import NodeUsage, ShardUsage
-from loadengine.stop import StopFlag
+from loadengine.core.clock import FakeClock
+from loadengine.core.messages import ShardDone, ShardMessage, ShardReady
+from loadengine.core.plan import ShardPlan, shard_plans
+from loadengine.core.stop import StopFlag
+from loadengine.run.coordinator import Coordinator
+from loadengine.run.resources import NodeUsage, ShardUsage
 from tests.unit.test_aggregate import delta
 from tests.unit.test_plan import make_plan
 from tests.unit.test_report import SAMPLE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadengine.dsn import Dsn, DsnError, dsn_from_parts, parse_dsn, redact_text
+from loadengine.core.dsn import Dsn, DsnError, dsn_from_parts, parse_dsn, redact_text
 
 PASSWORD = "hunter2-Secret"
 EXPECTED_FORM = "expected mysql://user:password@host:port/database[?unix_socket=/path]"

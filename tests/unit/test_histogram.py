@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from loadengine import histogram
+from loadengine.core import histogram
 
 
 def hist_of(samples_us: list[float]) -> dict[int, int]:

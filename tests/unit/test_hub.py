@@ -11,7 +11,7 @@ import threading
 import greenlet
 import pytest
 
-from loadengine.hub import Hub, HubClock, HubError
+from loadengine.shard.hub import Hub, HubClock, HubError
 
 MS = 1_000_000
 

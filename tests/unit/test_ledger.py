@@ -9,10 +9,10 @@ import numpy as np
 import orjson
 import pytest
 
-from loadengine import ledger
-from loadengine.ledger import SPOOL_BYTES, SPOOL_CHUNKS, LedgerBook, TableLedger
-from loadengine.messages import ChangeCounts, ShardDelta
-from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, seed_rows_per_shard, shard_plans
+from loadengine.core.messages import ChangeCounts, ShardDelta
+from loadengine.core.plan import DEFAULT_MIX, RunPlan, ShardPlan, seed_rows_per_shard, shard_plans
+from loadengine.verify import ledger
+from loadengine.verify.ledger import SPOOL_BYTES, SPOOL_CHUNKS, LedgerBook, TableLedger
 
 DSN = "mysql://app:pw@127.0.0.1:3306/inventory"
 CUSTOMER_FIRST = 1001

@@ -8,10 +8,12 @@ from collections import Counter
 
 import orjson
 
-from loadengine import audit, binlog, journal, ledger
-from loadengine.messages import ShardDelta
-from loadengine.plan import DEFAULT_MIX, KeySpace, RunPlan, shard_plans
-from loadengine.workload import Statement, commit_probe
+from loadengine.core.messages import ShardDelta
+from loadengine.core.plan import DEFAULT_MIX, KeySpace, RunPlan, shard_plans
+from loadengine.core.workload import Statement, commit_probe
+from loadengine.server import binlog
+from loadengine.shard import journal
+from loadengine.verify import audit, ledger
 
 DB = "inventory"
 

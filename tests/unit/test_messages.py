@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from loadengine.messages import ShardDelta, ShardDone, ShardFailed, ShardReady
+from loadengine.core.messages import ShardDelta, ShardDone, ShardFailed, ShardReady
 
 DELTA = ShardDelta(
     shard=3,

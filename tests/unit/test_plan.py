@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadengine.plan import (
+from loadengine.core.plan import (
     DEFAULT_MIX,
     KeySpace,
     RunPlan,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from loadengine.aggregate import Aggregate, Silence
-from loadengine.report import live_line
-from loadengine.resources import ResourceSample
+from loadengine.core.aggregate import Aggregate, Silence
+from loadengine.run.report import live_line
+from loadengine.run.resources import ResourceSample
 from tests.unit.test_aggregate import delta
 from tests.unit.test_plan import make_plan
 

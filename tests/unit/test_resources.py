@@ -1,4 +1,4 @@
-"""loadengine.resources.ProcessMeter on real processes (this one, a child; no database)."""
+"""loadengine.run.resources.ProcessMeter on real processes (this one, a child; no database)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from loadengine.resources import HAVE_PROC_STAT, ProcessMeter
+from loadengine.run.resources import HAVE_PROC_STAT, ProcessMeter
 
 
 def _burn_cpu() -> int:

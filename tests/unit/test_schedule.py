@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from loadengine.schedule import NS_PER_S, Schedule, next_batch
+from loadengine.core.schedule import NS_PER_S, Schedule, next_batch
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -7,14 +7,14 @@ import struct
 import sys
 from array import array
 
-from loadengine.clock import FakeClock
-from loadengine.database import DatabaseError
-from loadengine.messages import ShardDelta, ShardMessage
-from loadengine.plan import RunPlan, ShardPlan, shard_plans
-from loadengine.schedule import NS_PER_S
-from loadengine.server_watch import WatchState, per_second
-from loadengine.shard import Counters, ShardLoop, le_bytes
-from loadengine.workload import CommitProbe, Statement
+from loadengine.core.clock import FakeClock
+from loadengine.core.messages import ShardDelta, ShardMessage
+from loadengine.core.plan import RunPlan, ShardPlan, shard_plans
+from loadengine.core.schedule import NS_PER_S
+from loadengine.core.workload import CommitProbe, Statement
+from loadengine.server.database import DatabaseError
+from loadengine.server.watch import WatchState, per_second
+from loadengine.shard.loop import Counters, ShardLoop, le_bytes
 
 # --- per_second -------------------------------------------------------------------------------
 

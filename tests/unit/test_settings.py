@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from loadengine import settings
-from loadengine.dsn import Dsn, parse_dsn
-from loadengine.plan import DEFAULT_MIX, RunPlan
+from loadengine.core.dsn import Dsn, parse_dsn
+from loadengine.core.plan import DEFAULT_MIX, RunPlan
 from loadengine.settings import SettingsError, auto_multiplex, resolve
 
 PASSWORD = "hunter2-secret"

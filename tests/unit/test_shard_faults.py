@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadengine import journal
-from loadengine.clock import FakeClock
-from loadengine.database import DatabaseError
-from loadengine.messages import ShardDelta, ShardMessage
-from loadengine.schedule import NS_PER_S
-from loadengine.shard import ShardLoop
-from loadengine.workload import CommitProbe, Statement
+from loadengine.core.clock import FakeClock
+from loadengine.core.messages import ShardDelta, ShardMessage
+from loadengine.core.schedule import NS_PER_S
+from loadengine.core.workload import CommitProbe, Statement
+from loadengine.server.database import DatabaseError
+from loadengine.shard import journal
+from loadengine.shard.loop import ShardLoop
 from tests.unit.test_shard_loop import shard_plan
 
 START_NS = 5 * NS_PER_S

@@ -1,4 +1,4 @@
-"""loadengine.shard.ShardLoop pacing on a FakeClock, with an executor that only records.
+"""loadengine.shard.loop.ShardLoop pacing on a FakeClock, with an executor that only records.
 
 No database: ``RecordingExecutor`` acknowledges every statement with its intended row
 count and notes the fake time of each call; a slow server is simulated by advancing the
@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from loadengine import histogram, journal
-from loadengine.clock import FakeClock
-from loadengine.messages import ShardDelta, ShardDone, ShardMessage
-from loadengine.plan import DEFAULT_MIX, RunPlan, ShardPlan, shard_plans
-from loadengine.schedule import NS_PER_S, Schedule
-from loadengine.shard import ShardLoop
-from loadengine.workload import Statement
+from loadengine.core import histogram
+from loadengine.core.clock import FakeClock
+from loadengine.core.messages import ShardDelta, ShardDone, ShardMessage
+from loadengine.core.plan import DEFAULT_MIX, RunPlan, ShardPlan, shard_plans
+from loadengine.core.schedule import NS_PER_S, Schedule
+from loadengine.core.workload import Statement
+from loadengine.shard import journal
+from loadengine.shard.loop import ShardLoop
 
 MS = 1_000_000
 START_NS = 5 * NS_PER_S

@@ -9,10 +9,10 @@ from typing import TypeVar
 
 import pytest
 
-from loadengine import wire
-from loadengine.database import DatabaseError
-from loadengine.dsn import Dsn
-from loadengine.workload import Statement
+from loadengine.core.dsn import Dsn
+from loadengine.core.workload import Statement
+from loadengine.server.database import DatabaseError
+from loadengine.shard import wire
 
 T = TypeVar("T")
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from loadengine import workload
-from loadengine.plan import DEFAULT_MIX, KeySpace
-from loadengine.workload import (
+from loadengine.core import workload
+from loadengine.core.plan import DEFAULT_MIX, KeySpace
+from loadengine.core.workload import (
     ORDER_DATES,
     ORDER_ORDER,
     KeyCursor,

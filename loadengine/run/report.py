@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadengine import histogram
-from loadengine.aggregate import Aggregate, Silence
-from loadengine.plan import RunPlan
-from loadengine.resources import ResourceSample
+from loadengine.core import histogram
+from loadengine.core.aggregate import Aggregate, Silence
+from loadengine.core.plan import RunPlan
+from loadengine.run.resources import ResourceSample
 
 MIB = 1024 * 1024
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from loadengine import histogram
-from loadengine.ledger import KEY_COLUMNS, TableLedger
+from loadengine.core import histogram
+from loadengine.verify.ledger import KEY_COLUMNS, TableLedger
 
 OPS = {"c": "insert", "u": "update", "d": "delete"}
 MAX_EXAMPLES = 10
@@ -125,7 +125,7 @@ class SinkCheck:
         return {s: histogram.samples_summary_ms(lags) for s, lags in sorted(seconds.items())}
 
     def result(self) -> dict[str, Any]:
-        from loadengine.audit import compare
+        from loadengine.verify.audit import compare
 
         audit = compare(self.observed, self.tables, {}, None)
         lag = histogram.samples_summary_ms([x for _, x in self.lag_us])

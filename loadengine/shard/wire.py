@@ -25,7 +25,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol, TypeVar
 
-from loadengine.database import (
+from loadengine.core.dsn import Dsn
+from loadengine.core.workload import CommitProbe, Statement
+from loadengine.server.database import (
     DatabaseError,
     classify_server_error,
     connect,
@@ -33,8 +35,6 @@ from loadengine.database import (
     scrub,
     transaction_text,
 )
-from loadengine.dsn import Dsn
-from loadengine.workload import CommitProbe, Statement
 
 COM_QUERY = 0x03
 MAX_PAYLOAD = 0xFFFFFF  # a longer payload travels as several packets

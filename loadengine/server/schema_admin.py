@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loadengine import database
-from loadengine.dsn import Dsn
-from loadengine.schema import ALL_TABLES, DDL, FIRST_CUSTOMER_ID, FIRST_ORDER_NUMBER, SEED_ROWS
+from loadengine.core.dsn import Dsn
+from loadengine.core.schema import ALL_TABLES, DDL, FIRST_CUSTOMER_ID, FIRST_ORDER_NUMBER, SEED_ROWS
+from loadengine.server import database
 
 
 @dataclass(frozen=True, slots=True)

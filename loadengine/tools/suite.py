@@ -24,11 +24,11 @@ from typing import Any
 
 import orjson
 
-from loadengine import compare
-from loadengine.search import SearchPlan, search
 from loadengine.settings import PROFILE_EXTRA_KEYS, PROFILE_KEYS, SettingsError, load_toml
+from loadengine.tools import compare
+from loadengine.tools.search import SearchPlan, search
 
-SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+SUITE_DIR = Path(__file__).resolve().parent.parent.parent / "configs" / "suites"
 SCENARIO_KEYS = {"name", "title", "kind", "profile", "quick_duration", "quick_steps"}
 SEARCH_KEYS = {"start_cps", "max_cps", "factor", "resolution", "max_trials", "quick_max_trials"}
 EXIT_OK, EXIT_CRASH, EXIT_THRESHOLD = 0, 1, 5
@@ -359,7 +359,7 @@ def run_loaded(
     if dsn:
         env["LOADENGINE_DSN"] = dsn
     elif not env.get("LOADENGINE_DSN"):
-        from loadengine import embedded, schema_admin
+        from loadengine.server import embedded, schema_admin
 
         server = embedded.start()
         schema_admin.init(server.dsn())

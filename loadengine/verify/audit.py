@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadengine.aggregate import add_changes, total_changes
-from loadengine.binlog import HEARTBEAT_TABLE, RowKey
-from loadengine.ledger import TableLedger
-from loadengine.messages import ChangeCounts
+from loadengine.core.aggregate import add_changes, total_changes
+from loadengine.core.messages import ChangeCounts
+from loadengine.server.binlog import HEARTBEAT_TABLE, RowKey
+from loadengine.verify.ledger import TableLedger
 
 MAX_EXAMPLES = 10
 
@@ -173,7 +173,7 @@ def perform(
     heartbeats_written: int | None,
 ) -> dict[str, Any]:
     """Read the run's window of the log from the server and ``compare`` (the only I/O)."""
-    from loadengine import binlog, database
+    from loadengine.server import binlog, database
 
     start, end = server.get("binlog_start"), server.get("binlog_end")
     if not start or not end:
@@ -206,8 +206,9 @@ def audit_file(path: str, dsn_text: str | None) -> dict[str, Any]:
 
     import orjson
 
-    from loadengine import ledger, results
-    from loadengine.dsn import parse_dsn
+    from loadengine.core.dsn import parse_dsn
+    from loadengine.run import results
+    from loadengine.verify import ledger
 
     try:
         with open(path, "rb") as fh:

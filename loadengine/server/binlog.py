@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadengine.dsn import Dsn
-from loadengine.messages import ChangeCounts
+from loadengine.core.dsn import Dsn
+from loadengine.core.messages import ChangeCounts
 
 READERS = ("mariadb-binlog", "mysqlbinlog")
 ROW_EVENT = re.compile(

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from loadengine.messages import ChangeCounts
-from loadengine.plan import KeySpace
-from loadengine.workload import Statement
+from loadengine.core.messages import ChangeCounts
+from loadengine.core.plan import KeySpace
+from loadengine.core.workload import Statement
 
 TABLE_OF = {
     "insert_customer": ("customers", "insert"),

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from loadengine.aggregate import Aggregate, add_changes
-from loadengine.clock import Clock, monotonic_from_unix
-from loadengine.ledger import LedgerBook
-from loadengine.messages import (
+from loadengine.core.aggregate import Aggregate, add_changes
+from loadengine.core.clock import Clock, monotonic_from_unix
+from loadengine.core.messages import (
     ChangeCounts,
     ShardDelta,
     ShardDone,
@@ -22,11 +21,12 @@ from loadengine.messages import (
     ShardMessage,
     ShardReady,
 )
-from loadengine.plan import Resume, RunPlan, ShardPlan, window_boundaries
-from loadengine.report import live_line
-from loadengine.resources import NodeUsage, ResourceSample, ShardUsage
-from loadengine.schedule import NS_PER_S
-from loadengine.stop import StopFlag
+from loadengine.core.plan import Resume, RunPlan, ShardPlan, window_boundaries
+from loadengine.core.schedule import NS_PER_S
+from loadengine.core.stop import StopFlag
+from loadengine.run.report import live_line
+from loadengine.run.resources import NodeUsage, ResourceSample, ShardUsage
+from loadengine.verify.ledger import LedgerBook
 
 START_LEAD_NS = 300_000_000  # common start this far after release, so every shard is waiting
 READY_TIMEOUT_S = 120.0

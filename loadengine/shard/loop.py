@@ -28,14 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from loadengine import histogram
-from loadengine.clock import Clock
-from loadengine.database import RETRYABLE_CLASSES, DatabaseError, is_connection_lost
-from loadengine.journal import Journal
-from loadengine.messages import ChangeCounts, ShardDelta, ShardDone, ShardMessage
-from loadengine.plan import Resume, ShardPlan
-from loadengine.schedule import NS_PER_S, Schedule, next_batch
-from loadengine.workload import (
+from loadengine.core import histogram
+from loadengine.core.clock import Clock
+from loadengine.core.messages import ChangeCounts, ShardDelta, ShardDone, ShardMessage
+from loadengine.core.plan import Resume, ShardPlan
+from loadengine.core.schedule import NS_PER_S, Schedule, next_batch
+from loadengine.core.workload import (
     CommitProbe,
     KeyCursor,
     OpSequence,
@@ -45,6 +43,8 @@ from loadengine.workload import (
     insert_customers,
     insert_orders,
 )
+from loadengine.server.database import RETRYABLE_CLASSES, DatabaseError, is_connection_lost
+from loadengine.shard.journal import Journal
 
 LATE_THRESHOLD_NS = 10_000_000  # a batch sent >= 10 ms after its intended time is "late"
 MAX_SLEEP_NS = 50_000_000  # re-check the stop flag at least every 50 ms

@@ -20,30 +20,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from loadengine import (
-    __version__,
-    audit,
-    binlog,
-    cdc,
-    database,
-    embedded,
-    ledger,
-    recovery,
-    report,
-    results,
-    schema_admin,
-    server_watch,
-    thresholds,
-)
-from loadengine.aggregate import Bucket
-from loadengine.backend_local import LocalBackend
-from loadengine.clock import SystemClock
-from loadengine.coordinator import Coordinator, Outcome
-from loadengine.dsn import Dsn, parse_dsn
-from loadengine.messages import ShardDelta
-from loadengine.plan import Resume, RunPlan, ShardPlan, shard_plans
-from loadengine.resources import Sampler, find_local_server_pid
-from loadengine.stop import StopFlag
+from loadengine import __version__
+from loadengine.backends.local import LocalBackend
+from loadengine.core import thresholds
+from loadengine.core.aggregate import Bucket
+from loadengine.core.clock import SystemClock
+from loadengine.core.dsn import Dsn, parse_dsn
+from loadengine.core.messages import ShardDelta
+from loadengine.core.plan import Resume, RunPlan, ShardPlan, shard_plans
+from loadengine.core.stop import StopFlag
+from loadengine.run import report, results
+from loadengine.run.coordinator import Coordinator, Outcome
+from loadengine.run.resources import Sampler, find_local_server_pid
+from loadengine.server import binlog, cdc, database, embedded, schema_admin
+from loadengine.server import watch as server_watch
+from loadengine.shard import recovery
+from loadengine.verify import audit, ledger
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_AUDIT, EXIT_THRESHOLD = 0, 1, 2, 3, 4, 5
 EXIT_BY_SIGNAL: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
@@ -251,7 +243,7 @@ def _recoverer(ctx: RunContext, dsn: Dsn) -> Any:
 
 def _check_backend(ctx: RunContext) -> None:
     if ctx.plan.backend == "ray":
-        from loadengine import backend_ray
+        from loadengine.backends import ray as backend_ray
 
         try:
             backend_ray.check_installed()
@@ -262,7 +254,7 @@ def _check_backend(ctx: RunContext) -> None:
 def _backend(ctx: RunContext) -> Any:
     if ctx.plan.backend == "local":
         return LocalBackend(processes=ctx.plan.processes, multiplex=ctx.plan.multiplex)
-    from loadengine import backend_ray  # Ray is an optional extra, loaded only here
+    from loadengine.backends import ray as backend_ray  # Ray is an optional extra, loaded only here
 
     try:
         return backend_ray.RayBackend(ctx.plan.ray_address, ctx.plan.workers)

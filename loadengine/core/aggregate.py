@@ -11,8 +11,8 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from loadengine import histogram
-from loadengine.messages import ChangeCounts, ShardDelta
+from loadengine.core import histogram
+from loadengine.core.messages import ChangeCounts, ShardDelta
 
 FREEZE_AFTER_S = 5  # a second this far behind the newest is final: pack its histograms
 

@@ -36,14 +36,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from loadengine.clock import Clock, SystemClock
-from loadengine.dsn import Dsn
-from loadengine.messages import ShardFailed, ShardMessage, ShardReady
-from loadengine.plan import ShardPlan, process_groups
-from loadengine.resources import NodeUsage, ProcessMeter, ShardUsage, node_usage
+from loadengine.core.clock import Clock, SystemClock
+from loadengine.core.dsn import Dsn
+from loadengine.core.messages import ShardFailed, ShardMessage, ShardReady
+from loadengine.core.plan import ShardPlan, process_groups
+from loadengine.run.resources import NodeUsage, ProcessMeter, ShardUsage, node_usage
 
 if TYPE_CHECKING:
-    from loadengine.shard import Executor
+    from loadengine.shard.loop import Executor
 
 GO_POLL_S = 0.05
 PIPE_BYTES = 1 << 20  # a message pipe's capacity (Linux's default limit for a user): a
@@ -65,14 +65,14 @@ class ShardIO:
 
 
 def _thread_io() -> ShardIO:
-    from loadengine.database import Session
+    from loadengine.server.database import Session
 
     return ShardIO(Session, SystemClock(), lambda go: bool(go.wait(GO_POLL_S)))
 
 
 def _hub_io(hub: Any) -> ShardIO:
-    from loadengine.hub import HubClock
-    from loadengine.wire import WireSession
+    from loadengine.shard.hub import HubClock
+    from loadengine.shard.wire import WireSession
 
     clock = HubClock(hub)
 
@@ -136,7 +136,7 @@ def shard_process_main(
         return bool(checked[1])
 
     if multiplex:
-        from loadengine.hub import Hub
+        from loadengine.shard.hub import Hub
 
         hub = Hub()
         io = _hub_io(hub)
@@ -147,7 +147,7 @@ def shard_process_main(
     if len(plans) == 1:
         _guarded(plans[0], out, stop, go, start, _thread_io())
         return
-    import loadengine.database  # noqa: F401 - the driver, loaded once before the threads
+    import loadengine.server.database  # noqa: F401 - the driver, loaded once before the threads
 
     threads = [
         threading.Thread(
@@ -171,11 +171,11 @@ def _guarded(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any, io: Shar
 
 def _run_shard(plan: ShardPlan, out: Any, stop: Any, go: Any, start: Any, io: ShardIO) -> None:
     # Imported here: the driver is loaded in the shard process only, after spawn.
-    from loadengine.clock import monotonic_from_unix
-    from loadengine.database import driver_info
-    from loadengine.dsn import parse_dsn
-    from loadengine.journal import Journal, path_for
-    from loadengine.shard import ShardLoop, seed_keys
+    from loadengine.core.clock import monotonic_from_unix
+    from loadengine.core.dsn import parse_dsn
+    from loadengine.server.database import driver_info
+    from loadengine.shard.journal import Journal, path_for
+    from loadengine.shard.loop import ShardLoop, seed_keys
 
     session = io.session(parse_dsn(plan.dsn), plan.protocol)
     journal = None

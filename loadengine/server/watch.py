@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadengine import database
-from loadengine.binlog import HEARTBEAT_TABLE
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
+from loadengine.server import database
+from loadengine.server.binlog import HEARTBEAT_TABLE
 
 TICK_NS = 100_000_000
 TICKS_PER_SECOND = 10

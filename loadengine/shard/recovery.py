@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from array import array
 
-from loadengine import database
-from loadengine.aggregate import Bucket, total_changes
-from loadengine.dsn import Dsn
-from loadengine.journal import Replay, path_for, pending_statements, read
-from loadengine.messages import ChangeCounts, ShardDelta
-from loadengine.plan import Resume, ShardPlan
-from loadengine.shard import le_bytes
-from loadengine.workload import commit_probe
+from loadengine.core.aggregate import Bucket, total_changes
+from loadengine.core.dsn import Dsn
+from loadengine.core.messages import ChangeCounts, ShardDelta
+from loadengine.core.plan import Resume, ShardPlan
+from loadengine.core.workload import commit_probe
+from loadengine.server import database
+from loadengine.shard.journal import Replay, path_for, pending_statements, read
+from loadengine.shard.loop import le_bytes
 
 
 def _resolve_pending(rep: Replay, plan: ShardPlan, dsn: Dsn) -> str:

@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
-from loadengine import histogram
-from loadengine.aggregate import Aggregate, Bucket, total_changes
-from loadengine.binlog import FollowState
-from loadengine.coordinator import Outcome
-from loadengine.dsn import redact_text
-from loadengine.ledger import TableLedger
-from loadengine.plan import RunPlan
+from loadengine.core import histogram
+from loadengine.core.aggregate import Aggregate, Bucket, total_changes
+from loadengine.core.dsn import redact_text
+from loadengine.core.plan import RunPlan
+from loadengine.run.coordinator import Outcome
+from loadengine.server.binlog import FollowState
+from loadengine.verify.ledger import TableLedger
 
 SCHEMA_VERSION = 1
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadengine.messages import ChangeCounts, ShardDelta
-from loadengine.plan import ShardPlan
+from loadengine.core.messages import ChangeCounts, ShardDelta
+from loadengine.core.plan import ShardPlan
 
 FORMAT = "loadengine-ledger"
 VERSION = 1

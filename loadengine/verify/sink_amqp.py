@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from loadengine import ledger
-from loadengine.sink import BadMessage, SinkCheck, decode
+from loadengine.verify import ledger
+from loadengine.verify.sink import BadMessage, SinkCheck, decode
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 

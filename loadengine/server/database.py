@@ -22,8 +22,8 @@ import mysql.connector
 from mysql.connector import errorcode, errors
 from mysql.connector.constants import ClientFlag
 
-from loadengine.dsn import Dsn
-from loadengine.workload import CommitProbe, Statement
+from loadengine.core.dsn import Dsn
+from loadengine.core.workload import CommitProbe, Statement
 
 CONNECTION_LOST_ERRNOS = frozenset({2006, 2013, 2055, 1053, 1927, 4031})
 ERROR_CLASSES = {

@@ -39,11 +39,11 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from loadengine.backend_local import LocalBackend
-from loadengine.journal import path_for
-from loadengine.messages import ShardMessage, ShardReady
-from loadengine.plan import ShardPlan
-from loadengine.resources import NodeUsage, ShardUsage
+from loadengine.backends.local import LocalBackend
+from loadengine.core.messages import ShardMessage, ShardReady
+from loadengine.core.plan import ShardPlan
+from loadengine.run.resources import NodeUsage, ShardUsage
+from loadengine.shard.journal import path_for
 
 INSTALL_HINT = "--backend ray needs Ray: pip install 'loadengine[ray]'"
 RELAY_POLL_S = 0.02

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import greenlet
 
-from loadengine.clock import SystemClock
+from loadengine.core.clock import SystemClock
 
 NS_PER_S = 1_000_000_000
 T = TypeVar("T")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import TypeVar
 
-from loadengine.plan import KeySpace
-from loadengine.schema import PRODUCT_IDS
+from loadengine.core.plan import KeySpace
+from loadengine.core.schema import PRODUCT_IDS
 
 T = TypeVar("T")
 

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadengine.dsn import Dsn
+from loadengine.core.dsn import Dsn
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "mysql"
+CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs" / "mysql"
 SERVER_BINARIES = ("mariadbd", "mysqld")
 SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/libexec")
 READY_TIMEOUT_S = 30.0
