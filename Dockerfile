@@ -4,7 +4,6 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY loadengine ./loadengine
-COPY configs ./configs
 RUN pip install --no-cache-dir ".[multiplex]"
 ENTRYPOINT ["loadengine"]
 CMD ["run", "--profile", "smoke"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a performance suite (configs/suites/<name>.toml; default: standard) unattended.
+# Run a performance suite (loadengine/data/suites/<name>.toml; default: standard) unattended.
 #   ./run_performance_tests.sh [SUITE] [--quick] [--repeat N] [--results-dir DIR] [--dsn DSN]
 # DSN: --dsn or LOADENGINE_DSN; with neither, one embedded private server for the suite.
 # Results: DIR (default results/<UTC time>-<suite>/): one results file per scenario run,

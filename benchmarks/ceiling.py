@@ -3,7 +3,7 @@
 Pairs, each run ``--repeat`` times, interleaved with the order alternated (reference then
 engine, engine then reference, ...) so drift hits both sides alike, every run on freshly
 created inventory tables (``schema_admin.reset``); binary log ROW on, ``sync_binlog=1``
-(configs/mysql/cdc.cnf):
+(loadengine/data/mysql/cdc.cnf):
 
 - ``insert100``: ``loadengine run --target-cps max --workers 2 --batch-size 100
   --mix insert_customer=1`` against the raw 2-process, 100-row multi-row INSERT loop;

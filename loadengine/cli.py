@@ -13,8 +13,9 @@ import typer
 
 from loadengine.core import stop as stop_module
 from loadengine.core.dsn import DsnError, parse_dsn
+from loadengine.core.status import Exit, RunError, exit_for_signal
 from loadengine.core.stop import StopFlag
-from loadengine.settings import SettingsError, resolve
+from loadengine.settings import MAX_TARGET_CPS, SettingsError, resolve
 
 app = typer.Typer(
     add_completion=False,
@@ -137,7 +138,7 @@ def run(
 @app.command("suite")
 def suite_cmd(
     name: Annotated[
-        str, typer.Argument(help="Suite name (configs/suites) or TOML file")
+        str, typer.Argument(help="Built-in suite name (standard) or a TOML file")
     ] = "standard",
     quick: Annotated[bool, typer.Option(help="Short version for CI (~2 min)")] = False,
     repeat: Annotated[str, typer.Option(help="Runs per scenario (median and spread)")] = "1",
@@ -148,7 +149,7 @@ def suite_cmd(
     from loadengine.settings import parse_int as _int
     from loadengine.tools import suite
 
-    n = _int("--repeat", repeat, 1, ">= 1")
+    n = _int("--repeat", repeat, 1, "from 1 to 100", 100)
     if dsn:
         parse_dsn(dsn)
     raise typer.Exit(suite.run_suite(name, quick, results_dir, n, dsn, _say))
@@ -181,7 +182,7 @@ def search_cmd(
 
     keys = {
         "start_cps": _int("--start-cps", start_cps, 1, ">= 1"),
-        "max_cps": _int("--max-cps", max_cps, 1, ">= 1"),
+        "max_cps": _int("--max-cps", max_cps, 1, f"from 1 to {MAX_TARGET_CPS:,}", MAX_TARGET_CPS),
         "factor": parse_float("--factor", factor, 1.01),
         "resolution": parse_float("--resolution", resolution, 0.001),
         "max_trials": _int("--max-trials", max_trials, 1, ">= 1"),
@@ -314,7 +315,7 @@ def audit_cmd(
         print(f"error: audit failed: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     print(report.audit_line(result))
-    raise typer.Exit(0 if result["clean"] else 4)
+    raise typer.Exit(Exit.OK if result["clean"] else Exit.AUDIT)
 
 
 def _schema_dsn(dsn: str | None) -> str:
@@ -367,25 +368,23 @@ def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> None:
     """One line and exit 2 for any bad input; no tracebacks for users. ``stop`` carries
     a signal received since start-up (``__main__`` installs the handlers first); only
     ``run`` keeps them, other commands get Python's defaults back."""
-    from loadengine.run.runner import EXIT_BY_SIGNAL, RunError
-
     args = sys.argv[1:] if argv is None else argv
     stop = stop or StopFlag()
     if not args or args[0] != "run":
         stop_module.restore_defaults()
         if stop.is_set:
-            sys.exit(EXIT_BY_SIGNAL.get(stop.signum or 2, 130))
+            sys.exit(exit_for_signal(stop.signum))
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="loadengine", standalone_mode=False, obj=stop)
     except (SettingsError, DsnError) as exc:
-        _die(str(exc), 2)
+        _die(str(exc), Exit.USAGE)
     except RunError as exc:
         _die(str(exc), exc.code)
     except typer.Abort:
-        sys.exit(130)
+        sys.exit(Exit.SIGINT)
     except typer.TyperException as exc:  # usage errors: unknown option, missing value...
-        _die(exc.format_message().splitlines()[0], 2)
+        _die(exc.format_message().splitlines()[0], Exit.USAGE)
     sys.exit(code if isinstance(code, int) else 0)
 
 

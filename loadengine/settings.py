@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadengine import data
 from loadengine.core import thresholds
 from loadengine.core.dsn import DsnError, dsn_from_parts, parse_dsn
 from loadengine.core.plan import (
@@ -27,13 +28,20 @@ from loadengine.core.plan import (
     RunPlan,
 )
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "configs" / "profiles"
 # Each shard is one synchronous connection, so a commit stall (fsync of binlog + redo)
 # blocks it; at least 4 shards keep commits in flight for group commit even on 2 cores
 # (measured: 10K CPS default mix, 2 shards 99.0-99.9 %, p99 17-283 ms; 4 shards 100.0 %,
 # p99 8 ms). Beyond 16 a single coordinator's merge is not the limit, the host is.
 MIN_WORKERS_DEFAULT = 4
 MAX_WORKERS_DEFAULT = 16
+# Upper bounds, checked before anything starts (docs/configuration.md lists them):
+MAX_TARGET_CPS = 10_000_000  # ~30x the highest rate measured on one server (batched)
+MAX_BATCH_SIZE = 100_000  # rows one transaction may carry; also checked against
+#                           the server's max_allowed_packet at connect
+MAX_DURATION_S = 604_800  # one week
+MAX_WARMUP_S = 86_400
+MAX_LOG_INTERVAL_S = 3_600.0
+MAX_SEED = 2**63 - 1
 
 
 class SettingsError(ValueError):
@@ -106,7 +114,7 @@ def _int(flag: str, value: Any, minimum: int, what: str, maximum: int | None = N
 def parse_target(value: Any, flag: str = "--target-cps") -> int | None:
     if str(value).strip().lower() == "max":
         return None
-    return _int(flag, value, 1, ">= 1, or 'max'")
+    return _int(flag, value, 1, f"from 1 to {MAX_TARGET_CPS:,}, or 'max'", MAX_TARGET_CPS)
 
 
 def parse_mix(value: Any, flag: str = "--mix") -> tuple[tuple[str, int], ...]:
@@ -127,6 +135,8 @@ def parse_mix(value: Any, flag: str = "--mix") -> tuple[tuple[str, int], ...]:
             raise SettingsError(
                 f"{flag}: unknown operation {op!r}; allowed: {', '.join(OPERATIONS)}"
             )
+        if op in weights:
+            raise SettingsError(f"{flag} {value!r}: {op} given twice; give each operation once")
         weights[op] = _int(f"{flag} {op}", w, 0, ">= 0")
     if sum(weights.values()) == 0:
         raise SettingsError(f"{flag} {value!r}: weights sum to 0; at least one must be > 0")
@@ -146,13 +156,14 @@ def parse_bool(flag: str, value: Any) -> bool:
     raise SettingsError(f"{flag} {value!r}: must be true or false (or 1/0, yes/no, on/off)")
 
 
-def parse_float(flag: str, value: Any, minimum: float) -> float:
+def parse_float(flag: str, value: Any, minimum: float, maximum: float | None = None) -> float:
+    what = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise SettingsError(f"{flag} {value!r}: must be a number >= {minimum}") from None
-    if not x >= minimum:
-        raise SettingsError(f"{flag} {value!r}: must be a number >= {minimum}")
+        raise SettingsError(f"{flag} {value!r}: must be a number {what}") from None
+    if not x >= minimum or (maximum is not None and not x <= maximum):
+        raise SettingsError(f"{flag} {value!r}: must be a number {what}")
     return x
 
 
@@ -163,37 +174,54 @@ def parse_steps(value: Any) -> tuple[tuple[int, int], ...]:
     for i, step in enumerate(value):
         if not isinstance(step, Mapping) or set(step) != {"target_cps", "duration"}:
             raise SettingsError(f"profile steps[{i}]: must have exactly target_cps and duration")
-        rate = _int(f"steps[{i}].target_cps", step["target_cps"], 1, ">= 1")
-        out.append((rate, _int(f"steps[{i}].duration", step["duration"], 1, ">= 1")))
+        rate = _int(
+            f"steps[{i}].target_cps",
+            step["target_cps"],
+            1,
+            f"from 1 to {MAX_TARGET_CPS:,}",
+            MAX_TARGET_CPS,
+        )
+        seconds = _int(
+            f"steps[{i}].duration",
+            step["duration"],
+            1,
+            f"from 1 to {MAX_DURATION_S:,}",
+            MAX_DURATION_S,
+        )
+        out.append((rate, seconds))
     return tuple(out)
 
 
-def load_toml(what: str, name_or_path: str, directory: Path) -> tuple[Path, dict[str, Any]]:
-    """A TOML file by name (``directory/NAME.toml``) or path; ``what`` names it in errors
-    (``--profile``, ``suite``)."""
+def load_toml(what: str, name_or_path: str, kind: str) -> tuple[str, dict[str, Any]]:
+    """A TOML file by path, or by built-in name (package data ``kind/NAME.toml``); ``what``
+    names it in errors (``--profile``, ``suite``). Returns its name (the file's stem) and
+    its table."""
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = directory / f"{name_or_path}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
-        kind = what.lstrip("-")
-        raise SettingsError(f"{what} {name_or_path!r}: no such {kind} (known: {known})")
+    item = None if path.suffix else data.find(kind, name_or_path)
+    if not path.is_file() and item is None:
+        known = ", ".join(data.names(kind))
+        noun = what.lstrip("-")
+        raise SettingsError(f"{what} {name_or_path!r}: no such {noun} (known: {known})")
     try:
-        return path, tomllib.loads(path.read_text())
+        if path.is_file():
+            return path.stem, tomllib.loads(path.read_text(encoding="utf-8"))
+        assert item is not None
+        return name_or_path, tomllib.loads(item.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{what} {name_or_path!r}: not valid TOML ({exc})") from None
 
 
 def load_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile by name (``configs/profiles/NAME.toml``) or path; unknown keys refused."""
-    _, data = load_toml("--profile", name_or_path, PROFILE_DIR)
-    unknown = sorted(set(data) - set(PROFILE_KEYS) - PROFILE_EXTRA_KEYS)
+    """A profile by built-in name (``loadengine/data/profiles``) or path; unknown keys
+    refused."""
+    _, table = load_toml("--profile", name_or_path, "profiles")
+    unknown = sorted(set(table) - set(PROFILE_KEYS) - PROFILE_EXTRA_KEYS)
     if unknown:
         allowed = sorted(set(PROFILE_KEYS) | PROFILE_EXTRA_KEYS)
         raise SettingsError(
             f"--profile {name_or_path!r}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}"
         )
-    return {PROFILE_KEYS.get(k, k): v for k, v in data.items()}
+    return {PROFILE_KEYS.get(k, k): v for k, v in table.items()}
 
 
 def _env_value(f: Field, env: Mapping[str, str]) -> str | None:
@@ -235,7 +263,13 @@ def resolve(
     profile = load_profile(profile_name) if profile_name else {}
     values, sources = _layered(flags, env, profile, profile_name or "")
     target = parse_target(values["target_cps"], _flag_for("target_cps", sources))
-    duration = _int(_flag_for("duration_s", sources), values["duration_s"], 1, ">= 1 (seconds)")
+    duration = _int(
+        _flag_for("duration_s", sources),
+        values["duration_s"],
+        1,
+        f"from 1 to {MAX_DURATION_S:,} (seconds)",
+        MAX_DURATION_S,
+    )
     steps: tuple[tuple[int, int], ...] = () if target is None else ((target, duration),)
     overridden = not sources["target_cps"].startswith(("profile", "default")) or not sources[
         "duration_s"
@@ -351,7 +385,9 @@ def _finish(
             "at least 1 change/s (lower --workers or raise --target-cps)"
         )
     processes = _processes(values["processes"], workers, str(values["backend"]), fl)
-    batch_size = _int(fl("batch_size"), values["batch_size"], 1, ">= 1")
+    batch_size = _int(
+        fl("batch_size"), values["batch_size"], 1, f"from 1 to {MAX_BATCH_SIZE:,}", MAX_BATCH_SIZE
+    )
     on_overload = str(values["on_overload"])
     if on_overload not in OVERLOAD_POLICIES:
         raise SettingsError(
@@ -385,12 +421,20 @@ def _finish(
     return RunPlan(
         steps=steps,
         duration_s=duration,
-        warmup_s=_int(fl("warmup_s"), values["warmup_s"], 0, ">= 0 (seconds)"),
+        warmup_s=_int(
+            fl("warmup_s"),
+            values["warmup_s"],
+            0,
+            f"from 0 to {MAX_WARMUP_S:,} (seconds)",
+            MAX_WARMUP_S,
+        ),
         workers=workers,
         batch_size=batch_size,
-        log_interval_s=parse_float(fl("log_interval_s"), values["log_interval_s"], 0.1),
+        log_interval_s=parse_float(
+            fl("log_interval_s"), values["log_interval_s"], 0.1, MAX_LOG_INTERVAL_S
+        ),
         mix=DEFAULT_MIX if values["mix"] is None else parse_mix(values["mix"], fl("mix")),
-        seed=_int(fl("seed"), values["seed"], 0, ">= 0"),
+        seed=_int(fl("seed"), values["seed"], 0, "from 0 to 2**63-1", MAX_SEED),
         on_overload=on_overload,
         dsn=None if dsn is None else str(dsn),
         output=None if values["output"] is None else str(values["output"]),

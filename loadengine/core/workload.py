@@ -276,6 +276,19 @@ def _in_list_text(op: str, ids: list[int], tag: str = "") -> str:
     return head + ",".join(map(str, ids)) + ")"
 
 
+# Upper bounds of a transaction's SQL text (measured: a statement's head and one row's
+# values stay under these for every operation; tests/unit/test_workload.py checks them).
+MAX_TEXT_BYTES_PER_STATEMENT = 256
+MAX_TEXT_BYTES_PER_CHANGE = 96
+
+
+def max_transaction_bytes(batch_size: int) -> int:
+    """The most bytes one transaction of ``batch_size`` changes can send as one packet
+    (one statement per operation, plus BEGIN/COMMIT)."""
+    statements = len(ORDER_ORDER) + 2
+    return statements * MAX_TEXT_BYTES_PER_STATEMENT + batch_size * MAX_TEXT_BYTES_PER_CHANGE
+
+
 def build_batch(
     counts: dict[str, int],
     rng: random.Random,

@@ -23,6 +23,7 @@ from loadengine.core.messages import (
 )
 from loadengine.core.plan import Resume, RunPlan, ShardPlan, window_boundaries
 from loadengine.core.schedule import NS_PER_S
+from loadengine.core.status import ABORTED, COMPLETED, FAILED, INTERRUPTED, Status
 from loadengine.core.stop import StopFlag
 from loadengine.run.report import live_line
 from loadengine.run.resources import NodeUsage, ResourceSample, ShardUsage
@@ -84,7 +85,7 @@ class NoWatch:
 class Outcome:
     """What happened, for ``results``: status, merged numbers and per-shard facts."""
 
-    status: str = "completed"
+    status: Status = COMPLETED
     reason: str | None = None
     aggregate: Aggregate = field(default_factory=Aggregate)
     setup_changes: ChangeCounts = field(default_factory=dict)
@@ -156,14 +157,14 @@ class Coordinator:
         deadline = self.clock.now_ns() + int(READY_TIMEOUT_S * NS_PER_S)
         while len(self.out.ready) < len(self.shard_plans):
             if self.stop.is_set:
-                self.out.status = "interrupted"
+                self.out.status = INTERRUPTED
                 return False
             if self.clock.now_ns() > deadline:
                 self._fail("shards did not become ready in time", None)
                 return False
             for msg in self.transport.poll(POLL_S):
                 self._handle(msg)
-            if self.out.status != "completed":
+            if self.out.status != COMPLETED:
                 return False
             self._check_exited(set(self.out.ready))
         return True
@@ -177,11 +178,11 @@ class Coordinator:
                 self._handle(msg)
             self._check_exited(set(self.out.done))
             now = self.clock.now_ns()
-            if self.stop.is_set and self.out.status == "completed":
-                self.out.status = "interrupted"
+            if self.stop.is_set and self.out.status == COMPLETED:
+                self.out.status = INTERRUPTED
             if now > hard_deadline_ns:
                 self._fail("shards did not finish in time", None)
-            if self.out.status != "completed" and stop_at_ns is None:
+            if self.out.status != COMPLETED and stop_at_ns is None:
                 self.transport.request_stop()
                 stop_at_ns = now
             if stop_at_ns is not None and now > stop_at_ns + int(DRAIN_TIMEOUT_S * NS_PER_S):
@@ -233,8 +234,8 @@ class Coordinator:
                 "last_changes": last.change_count if last else 0,
             }
         )
-        if self.out.status == "completed":
-            self.out.status, self.out.reason = "failed", reason
+        if self.out.status == COMPLETED:
+            self.out.status, self.out.reason = FAILED, reason
             self.emit(f"FAILED: {reason}")
 
     def _check_exited(self, finished: set[int]) -> None:
@@ -291,8 +292,8 @@ class Coordinator:
         record["action"] = "run failed"
         self.out.failures.append(record)
         self._dead.add(shard)
-        if self.out.status == "completed":
-            self.out.status, self.out.reason = "failed", reason
+        if self.out.status == COMPLETED:
+            self.out.status, self.out.reason = FAILED, reason
             self.emit(f"FAILED: {reason}")
 
     def _may_restart(self, plan: ShardPlan, resume: Resume | None) -> bool:
@@ -300,18 +301,18 @@ class Coordinator:
             self.plan.on_shard_failure == "restart"
             and resume is not None
             and plan.generation < MAX_RESTARTS_PER_SHARD
-            and self.out.status == "completed"
+            and self.out.status == COMPLETED
             and not self.stop.is_set
             and self._elapsed_ns() < self.plan.total_s * NS_PER_S
         )
 
     def _check_overload(self, second: int) -> None:
         target = self.plan.target_at(second)
-        if self.plan.on_overload != "abort" or not target or self.out.status != "completed":
+        if self.plan.on_overload != "abort" or not target or self.out.status != COMPLETED:
             return
         backlog = self.out.aggregate.seconds[second].backlog_changes
         if backlog > target:
-            self.out.status = "aborted"
+            self.out.status = ABORTED
             self.out.reason = (
                 f"overload: backlog of {backlog} changes at t={second + 1}s exceeds one second "
                 f"of target ({target}); --on-overload abort"

@@ -20,6 +20,7 @@ from loadengine.core import histogram
 from loadengine.core.aggregate import Aggregate, Bucket, total_changes
 from loadengine.core.dsn import redact_text
 from loadengine.core.plan import RunPlan
+from loadengine.core.status import COMPLETED
 from loadengine.run.coordinator import Outcome
 from loadengine.server.binlog import FollowState
 from loadengine.verify.ledger import TableLedger
@@ -44,14 +45,24 @@ class ResultsPathError(ValueError):
 
 
 def check_writable(output: str | None) -> None:
-    """Fail before the run, not after it, when the results file cannot be written."""
+    """Fail before the run, not after it, when the results file cannot be written: prove it
+    by creating (and removing) a file where ``write`` will create its temporary file."""
     if output in (None, "-"):
         return
-    parent = Path(output).resolve().parent
+    path = Path(output)
+    parent = path.resolve().parent
     if not parent.is_dir():
         raise ResultsPathError(f"--output {output!r}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ResultsPathError(f"--output {output!r}: directory {str(parent)!r} is not writable")
+    if path.exists() and not path.is_file():
+        raise ResultsPathError(f"--output {output!r}: exists and is not a regular file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".results-", dir=parent)
+    except OSError as exc:
+        raise ResultsPathError(
+            f"--output {output!r}: cannot create a file in {str(parent)!r} ({exc.strerror})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _lag_by_second(follow: FollowState | None) -> dict[int, list[int]]:
@@ -127,7 +138,7 @@ def _steps(plan: RunPlan, agg: Aggregate) -> list[dict[str, Any]]:
 
 
 def _measured_window_s(plan: RunPlan, out: Outcome) -> float:
-    if out.status == "completed":
+    if out.status == COMPLETED:
         return float(plan.duration_s)
     return max(0.0, out.elapsed_s - plan.warmup_s)
 

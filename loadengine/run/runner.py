@@ -22,12 +22,22 @@ from typing import Any, TextIO
 
 from loadengine import __version__
 from loadengine.backends.local import LocalBackend
-from loadengine.core import thresholds
+from loadengine.core import thresholds, workload
 from loadengine.core.aggregate import Bucket
 from loadengine.core.clock import SystemClock
 from loadengine.core.dsn import Dsn, parse_dsn
 from loadengine.core.messages import ShardDelta
 from loadengine.core.plan import Resume, RunPlan, ShardPlan, shard_plans
+from loadengine.core.status import (
+    COMPLETED,
+    EXIT_BY_SIGNAL,
+    FAILED,
+    INTERRUPTED,
+    Exit,
+    RunError,
+    exit_for_signal,
+    exit_for_status,
+)
 from loadengine.core.stop import StopFlag
 from loadengine.run import report, results
 from loadengine.run.coordinator import Coordinator, Outcome
@@ -37,17 +47,7 @@ from loadengine.server import watch as server_watch
 from loadengine.shard import recovery
 from loadengine.verify import audit, ledger
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_AUDIT, EXIT_THRESHOLD = 0, 1, 2, 3, 4, 5
-EXIT_BY_SIGNAL: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-class RunError(Exception):
-    """A one-line, user-facing reason the run cannot go on; ``code`` is the exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(slots=True)
@@ -121,7 +121,7 @@ def signals_to(stop: StopFlag) -> Iterator[None]:
 
 def _check_stop(ctx: RunContext) -> None:
     if ctx.stop.is_set:
-        raise RunError("interrupted before the load started", EXIT_BY_SIGNAL[ctx.stop.signum or 2])
+        raise RunError("interrupted before the load started", exit_for_signal(ctx.stop.signum))
 
 
 def _environment(multiplexed: bool) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
     dsn = server.dsn()
     say(
         f"embedded {server.binary.flavor} server on 127.0.0.1:{server.port} "
-        f"(binary log on, config configs/mysql/cdc.cnf)"
+        f"(binary log on, config loadengine/data/mysql/cdc.cnf)"
     )
     schema_admin.init(dsn)
     return dsn
@@ -167,8 +167,8 @@ def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
             raise RunError(
                 f"{' and '.join(wanted)}: the server cannot feed CDC "
                 f"({'; '.join(ready['problems'])}); enable log_bin with binlog_format=ROW "
-                "and binlog_row_image=FULL (see configs/mysql/cdc.cnf)",
-                EXIT_USAGE,
+                "and binlog_row_image=FULL (see loadengine/data/mysql/cdc.cnf)",
+                Exit.USAGE,
             )
     elif ready["notes"]:
         say(f"note: {cdc.one_line(ready)}")
@@ -176,7 +176,21 @@ def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
         try:
             binlog.reader(ctx.environment["server"].get("flavor", "mariadb"))
         except binlog.BinlogError as exc:
-            raise RunError(f"--audit/--follow-binlog: {exc}", EXIT_USAGE) from None
+            raise RunError(f"--audit/--follow-binlog: {exc}", Exit.USAGE) from None
+
+
+def _check_packet(ctx: RunContext) -> None:
+    """Refuse a batch size whose transaction text could exceed the server's packet limit."""
+    limit = ctx.environment["server"].get("max_allowed_packet")
+    batch = ctx.plan.batch_size
+    need = workload.max_transaction_bytes(batch)
+    if limit is not None and need > int(limit):
+        raise RunError(
+            f"--batch-size {batch}: one transaction can take up to {need:_} bytes, above the "
+            f"server's max_allowed_packet of {int(limit):_}; lower --batch-size or raise "
+            "max_allowed_packet",
+            Exit.USAGE,
+        )
 
 
 def _prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
@@ -190,6 +204,7 @@ def _prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]
     conn = database.connect(dsn)
     try:
         ctx.environment["server"] = database.server_environment(conn)
+        _check_packet(ctx)
         _check_cdc(ctx, say)
         if ctx.plan.follow_binlog:
             server_watch.create_heartbeat(conn)
@@ -248,7 +263,7 @@ def _check_backend(ctx: RunContext) -> None:
         try:
             backend_ray.check_installed()
         except backend_ray.RayUnavailable as exc:
-            raise RunError(str(exc), EXIT_USAGE) from None
+            raise RunError(str(exc), Exit.USAGE) from None
 
 
 def _backend(ctx: RunContext) -> Any:
@@ -259,7 +274,7 @@ def _backend(ctx: RunContext) -> Any:
     try:
         return backend_ray.RayBackend(ctx.plan.ray_address, ctx.plan.workers)
     except backend_ray.RayUnavailable as exc:
-        raise RunError(str(exc), EXIT_USAGE if exc.usage else EXIT_FAILED) from None
+        raise RunError(str(exc), Exit.USAGE if exc.usage else Exit.FAILED) from None
 
 
 def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str], None]) -> None:
@@ -301,7 +316,7 @@ def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
     try:
         results.check_writable(output)
     except results.ResultsPathError as exc:
-        raise RunError(str(exc), EXIT_USAGE) from None
+        raise RunError(str(exc), Exit.USAGE) from None
     _check_backend(ctx)
 
     def say(line: str) -> None:
@@ -314,14 +329,14 @@ def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
         with signals_to(ctx.stop):
             code = _execute(ctx, say)
             written = _write(ctx, output, say)
-            if code == EXIT_OK and not ctx.thresholds_passed:
-                code = EXIT_THRESHOLD
+            if code == Exit.OK and not ctx.thresholds_passed:
+                code = Exit.THRESHOLD
     finally:  # even on an unexpected error, never leave a private server behind
         if ctx.embedded_server is not None:
             _stop_embedded(ctx, say)
         if ctx.work_dir is not None:
             shutil.rmtree(ctx.work_dir, ignore_errors=True)
-    return code if written else max(code, EXIT_FAILED)
+    return code if written else max(code, Exit.FAILED)
 
 
 def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
@@ -335,24 +350,24 @@ def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
         say(_banner(ctx, dsn))
         _coordinate(ctx, dsn, plans, say)
     except RunError as exc:
-        ctx.outcome.status = "interrupted" if ctx.stop.is_set else "failed"
+        ctx.outcome.status = INTERRUPTED if ctx.stop.is_set else FAILED
         ctx.outcome.reason = str(exc)
         say(f"error: {exc}")
         return exc.code
     except database.DatabaseError as exc:
-        ctx.outcome.status, ctx.outcome.reason = "failed", f"{exc.error_class}: {exc}"
+        ctx.outcome.status, ctx.outcome.reason = FAILED, f"{exc.error_class}: {exc}"
         say(f"error: cannot use the database: {exc.error_class}: {exc}")
-        return EXIT_FAILED
+        return Exit.FAILED
     except Exception as exc:  # a bug must not cost the user the results file
-        ctx.outcome.status, ctx.outcome.reason = "failed", f"internal error: {exc!r}"[:300]
+        ctx.outcome.status, ctx.outcome.reason = FAILED, f"internal error: {exc!r}"[:300]
         say(f"error: internal error (please report): {exc!r}"[:300])
-        return EXIT_FAILED
+        return Exit.FAILED
     finally:
         if dsn is not None and ctx.outcome.started:
             _finish_observing(ctx, dsn, say)
     code = _exit_code(ctx)
-    if ctx.observed.audit is not None and not ctx.observed.audit.get("clean") and code == EXIT_OK:
-        return EXIT_AUDIT
+    if ctx.observed.audit is not None and not ctx.observed.audit.get("clean") and code == Exit.OK:
+        return Exit.AUDIT
     return code
 
 
@@ -380,12 +395,11 @@ def _audit(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
 
 
 def _exit_code(ctx: RunContext) -> int:
-    status = ctx.outcome.status
     if ctx.stop.is_set:
-        if status in ("completed", "interrupted"):
-            ctx.outcome.status = "interrupted"
-        return EXIT_BY_SIGNAL.get(ctx.stop.signum or 2, 130)
-    return {"completed": EXIT_OK, "aborted": EXIT_ABORTED}.get(status, EXIT_FAILED)
+        if ctx.outcome.status in (COMPLETED, INTERRUPTED):
+            ctx.outcome.status = INTERRUPTED
+        return exit_for_signal(ctx.stop.signum)
+    return exit_for_status(ctx.outcome.status)
 
 
 def _banner(ctx: RunContext, dsn: Dsn) -> str:

@@ -342,6 +342,7 @@ def server_environment(conn: Any) -> dict[str, Any]:
         "binlog_row_metadata",
         "binlog_transaction_compression",
         "log_bin_compress",
+        "max_allowed_packet",
     )
     quoted = ",".join(f"'{n}'" for n in names)
     rows = query(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({quoted})")

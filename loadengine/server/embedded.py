@@ -1,7 +1,7 @@
 """The private server: a MariaDB/MySQL found on this machine, in a temporary data dir.
 
 Started when no DSN is configured. It uses the project's CDC-ready config
-(``configs/mysql/cdc.cnf``), listens on a free port on 127.0.0.1 only, and is shut down at
+(``loadengine/data/mysql/cdc.cnf``), listens on a free port on 127.0.0.1 only, and is shut down at
 the end of the run unless ``--keep-server``.
 """
 
@@ -16,11 +16,10 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from loadengine import data as package_data
 from loadengine.core.dsn import Dsn
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs" / "mysql"
 SERVER_BINARIES = ("mariadbd", "mysqld")
 SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/libexec")
 READY_TIMEOUT_S = 30.0
@@ -147,9 +146,12 @@ def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
 
 
 def start(
-    config_dir: Path = CONFIG_DIR, port: int | None = None, extra_args: tuple[str, ...] = ()
+    config: str | None = None, port: int | None = None, extra_args: tuple[str, ...] = ()
 ) -> EmbeddedServer:
-    """Install a fresh data dir and start the server; returns when it accepts connections."""
+    """Install a fresh data dir and start the server; returns when it accepts connections.
+
+    ``config`` is the text of its option file (default: the package's ``mysql/cdc.cnf``),
+    written into the temporary dir, so the server never reads a file of the checkout."""
     binary = find_binary()
     if binary is None:
         raise EmbeddedError(
@@ -166,7 +168,9 @@ def start(
             shutil.chown(path, "mysql", "mysql")
     _install(binary, data, log)
     port = port or free_port()
-    cnf = config_dir / "cdc.cnf"
+    cnf = os.path.join(base, "cdc.cnf")
+    with open(cnf, "w", encoding="utf-8") as fh:
+        fh.write(package_data.server_config() if config is None else config)
     cmd = [
         binary.path,
         f"--defaults-file={cnf}",

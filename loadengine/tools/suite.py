@@ -1,4 +1,4 @@
-"""Performance suites: scenarios from ``configs/suites/NAME.toml`` run unattended into one
+"""Performance suites: scenarios from ``loadengine/data/suites/NAME.toml`` run unattended into one
 dated, self-describing folder, with a verdict per scenario.
 
 Each scenario becomes a profile file (the suite's ``[defaults]`` plus the scenario's own
@@ -24,19 +24,17 @@ from typing import Any
 
 import orjson
 
+from loadengine.core.status import JUDGED, Exit
 from loadengine.settings import PROFILE_EXTRA_KEYS, PROFILE_KEYS, SettingsError, load_toml
 from loadengine.tools import compare
 from loadengine.tools.search import SearchPlan, search
 
-SUITE_DIR = Path(__file__).resolve().parent.parent.parent / "configs" / "suites"
 SCENARIO_KEYS = {"name", "title", "kind", "profile", "quick_duration", "quick_steps"}
 SEARCH_KEYS = {"start_cps", "max_cps", "factor", "resolution", "max_trials", "quick_max_trials"}
-EXIT_OK, EXIT_CRASH, EXIT_THRESHOLD = 0, 1, 5
-PASS_CODES = {0: "pass", 5: "fail", 3: "fail", 4: "fail"}
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
-    path, data = load_toml("suite", name_or_path, SUITE_DIR)
+    stem, data = load_toml("suite", name_or_path, "suites")
     scenarios = data.get("scenario")
     if not isinstance(scenarios, list) or not scenarios:
         raise SettingsError(f"suite {name_or_path!r}: needs at least one [[scenario]]")
@@ -49,7 +47,7 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
     bad = sorted(set(data.get("defaults", {})) - allowed)
     if bad:
         raise SettingsError(f"suite {name_or_path!r} [defaults]: unknown key {bad[0]!r}")
-    data["_name"] = path.stem
+    data["_name"] = stem
     return data
 
 
@@ -158,7 +156,7 @@ class SuiteRunner:
             orjson.dumps(result, option=orjson.OPT_INDENT_2)
         )
         best = result["max_sustainable_cps"]
-        crashed = any(t["exit_code"] not in PASS_CODES for t in result["trials"])
+        crashed = any(t["exit_code"] not in JUDGED for t in result["trials"])
         return {
             "name": sc["name"],
             "title": sc.get("title", sc["name"]),
@@ -225,7 +223,7 @@ def summarise_runs(sc: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, 
     codes = [r["exit_code"] for r in runs]
     verdict = (
         "crash"
-        if any(c not in PASS_CODES for c in codes) or not docs
+        if any(c not in JUDGED for c in codes) or not docs
         else ("pass" if all(c == 0 for c in codes) else "fail")
     )
     row: dict[str, Any] = {
@@ -386,4 +384,6 @@ def run_loaded(
     say(md)
     say(f"results in {out}")
     verdicts = {r["verdict"] for r in rows}
-    return EXIT_CRASH if "crash" in verdicts else EXIT_THRESHOLD if "fail" in verdicts else EXIT_OK
+    if "crash" in verdicts:
+        return Exit.FAILED
+    return Exit.THRESHOLD if "fail" in verdicts else Exit.OK

@@ -181,7 +181,7 @@ def test_audit_of_an_embedded_run_explains_the_server_is_gone(tmp_path: Path) ->
 
 
 def test_the_projects_cdc_config_passes_the_readiness_check(dsn: Dsn) -> None:
-    """The private server runs configs/mysql/cdc.cnf (also mounted by compose/)."""
+    """The private server runs loadengine/data/mysql/cdc.cnf (also mounted by compose/)."""
     from loadengine.server import cdc
 
     conn = database.connect(dsn)

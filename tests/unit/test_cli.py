@@ -29,11 +29,15 @@ class Case(NamedTuple):
 
 
 CASES: dict[str, Case] = {
-    "target-0": Case(["--target-cps", "0"], ["--target-cps '0'", ">= 1, or 'max'"]),
-    "target-negative": Case(["--target-cps", "-5"], ["--target-cps '-5'", ">= 1, or 'max'"]),
-    "target-abc": Case(["--target-cps", "abc"], ["--target-cps 'abc'", ">= 1, or 'max'"]),
+    "target-0": Case(["--target-cps", "0"], ["--target-cps '0'", "from 1 to 10,000,000, or 'max'"]),
+    "target-negative": Case(
+        ["--target-cps", "-5"], ["--target-cps '-5'", "from 1 to 10,000,000, or 'max'"]
+    ),
+    "target-abc": Case(
+        ["--target-cps", "abc"], ["--target-cps 'abc'", "from 1 to 10,000,000, or 'max'"]
+    ),
     "workers-0": Case(["--workers", "0"], ["--workers '0'", "from 1 to 1024"]),
-    "batch-0": Case(["--batch-size", "0"], ["--batch-size '0'", ">= 1"]),
+    "batch-0": Case(["--batch-size", "0"], ["--batch-size '0'", "from 1 to 100,000"]),
     "mix-unknown-op": Case(
         ["--mix", "insert_customer=1,truncate=2"],
         ["unknown operation 'truncate'", "allowed: insert_customer, insert_order"],
@@ -63,14 +67,18 @@ CASES: dict[str, Case] = {
     ),
     "unknown-flag": Case(["--frobnicate", "1"], ["No such option: --frobnicate"]),
     # more flags
-    "target-nan": Case(["--target-cps", "nan"], ["--target-cps 'nan'", ">= 1, or 'max'"]),
+    "target-nan": Case(
+        ["--target-cps", "nan"], ["--target-cps 'nan'", "from 1 to 10,000,000, or 'max'"]
+    ),
     "target-float": Case(["--target-cps", "1.5"], ["--target-cps '1.5'", "integer"]),
-    "batch-max": Case(["--batch-size", "max"], ["--batch-size 'max'", ">= 1"]),
-    "warmup-negative": Case(["--warmup", "-1"], ["--warmup '-1'", ">= 0"]),
+    "batch-max": Case(["--batch-size", "max"], ["--batch-size 'max'", "from 1 to 100,000"]),
+    "warmup-negative": Case(["--warmup", "-1"], ["--warmup '-1'", "from 0 to 86,400"]),
     "workers-huge": Case(["--workers", "100000"], ["--workers '100000'", "from 1 to 1024"]),
-    "log-interval-0": Case(["--log-interval", "0"], ["--log-interval '0'", ">= 0.1"]),
-    "log-interval-nan": Case(["--log-interval", "nan"], ["--log-interval 'nan'", ">= 0.1"]),
-    "seed-negative": Case(["--seed", "-1"], ["--seed '-1'", ">= 0"]),
+    "log-interval-0": Case(["--log-interval", "0"], ["--log-interval '0'", "from 0.1 to 3600"]),
+    "log-interval-nan": Case(
+        ["--log-interval", "nan"], ["--log-interval 'nan'", "from 0.1 to 3600"]
+    ),
+    "seed-negative": Case(["--seed", "-1"], ["--seed '-1'", "from 0 to 2**63-1"]),
     "overload-unknown": Case(
         ["--on-overload", "explode"], ["--on-overload 'explode'", "catch-up, drop, abort"]
     ),
@@ -97,10 +105,36 @@ CASES: dict[str, Case] = {
         ["--output", "/nonexistent/dir/r.json"],
         ["--output '/nonexistent/dir/r.json'", "does not exist"],
     ),
+    # upper bounds and ambiguities (refused before anything starts)
+    "batch-huge": Case(
+        ["--batch-size", "100000000"], ["--batch-size '100000000'", "from 1 to 100,000"]
+    ),
+    "target-huge": Case(
+        ["--target-cps", "99999999999999999999"],
+        ["--target-cps '99999999999999999999'", "from 1 to 10,000,000"],
+    ),
+    "duration-huge": Case(
+        [], ["DURATION_SECONDS '9999999'", "604,800"], {"DURATION_SECONDS": "9999999"}
+    ),
+    "seed-huge": Case(["--seed", str(2**64)], ["--seed", "from 0 to 2**63-1"]),
+    "log-interval-huge": Case(["--log-interval", "1e9"], ["--log-interval", "3600"]),
+    "mix-duplicate-op": Case(
+        ["--mix", "insert_customer=1,insert_customer=2"],
+        ["--mix 'insert_customer=1,insert_customer=2'", "insert_customer given twice"],
+    ),
+    "output-unwritable-dir": Case(
+        ["--output", "/proc/loadengine.json"],
+        ["--output '/proc/loadengine.json'", "cannot create a file in '/proc'"],
+    ),
+    "output-is-a-directory": Case(["--output", "/tmp"], ["--output '/tmp'", "not a regular file"]),
     # environment variables
-    "env-target-negative": Case([], ["TARGET_CPS '-3'", ">= 1, or 'max'"], {"TARGET_CPS": "-3"}),
+    "env-target-negative": Case(
+        [], ["TARGET_CPS '-3'", "from 1 to 10,000,000, or 'max'"], {"TARGET_CPS": "-3"}
+    ),
     "env-workers-0": Case([], ["CONCURRENCY '0'", "from 1 to 1024"], {"CONCURRENCY": "0"}),
-    "env-duration-text": Case([], ["DURATION_SECONDS 'abc'", ">= 1"], {"DURATION_SECONDS": "abc"}),
+    "env-duration-text": Case(
+        [], ["DURATION_SECONDS 'abc'", "from 1 to 604,800"], {"DURATION_SECONDS": "abc"}
+    ),
     "env-audit-word": Case(
         [], ["LOADENGINE_AUDIT 'maybe'", "true or false"], {"LOADENGINE_AUDIT": "maybe"}
     ),
@@ -114,10 +148,11 @@ CASES: dict[str, Case] = {
     ),
     # profile files
     "profile-wrong-type": Case(
-        ["--profile", "{tmp}/wrongtype.toml"], ["profile key target_cps 'fast'", ">= 1, or 'max'"]
+        ["--profile", "{tmp}/wrongtype.toml"],
+        ["profile key target_cps 'fast'", "from 1 to 10,000,000, or 'max'"],
     ),
     "profile-bool-duration": Case(
-        ["--profile", "{tmp}/booldur.toml"], ["profile key duration True", ">= 1"]
+        ["--profile", "{tmp}/booldur.toml"], ["profile key duration True", "from 1 to 604,800"]
     ),
     "profile-not-toml": Case(["--profile", "{tmp}/broken.toml"], ["not valid TOML"]),
     "profile-not-utf8": Case(["--profile", "{tmp}/binary.toml"], ["not valid TOML"]),

@@ -79,8 +79,8 @@ def test_queues_match_the_topics_debezium_produces() -> None:
 
 def test_mysql_config_is_the_projects_cdc_config_with_gtids() -> None:
     mounts = _compose()["services"]["mysql"]["volumes"]
-    assert any(v.startswith("../configs/mysql/cdc.cnf:") for v in mounts)
-    cnf = (ROOT / "configs" / "mysql" / "cdc.cnf").read_text()
+    assert any(v.startswith("../loadengine/data/mysql/cdc.cnf:") for v in mounts)
+    cnf = (ROOT / "loadengine" / "data" / "mysql" / "cdc.cnf").read_text()
     for setting in ("binlog_format", "binlog_row_image", "server-id", "log-bin", "gtid_mode"):
         assert setting in cnf
     init = (COMPOSE / "mysql" / "init.sql").read_text()

@@ -340,3 +340,23 @@ def test_single_row_customer_text_is_the_general_paths_with_the_same_draws() -> 
     assert (
         len({workload.insert_customers(fast_rng, KEYS, 0, 1, False).text for _ in range(300)}) > 40
     )
+
+
+@pytest.mark.parametrize("op", list(ALL_OPS))
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_max_transaction_bytes_bounds_every_operations_text(op: str, rows: int) -> None:
+    """The bound the run checks against max_allowed_packet holds for the widest keys."""
+    keys = KeySpace(
+        customer_first=10**15,
+        order_first=10**15,
+        index=1023,
+        stride=1024,
+        seeded_customers=10**6,
+        seeded_orders=10**6,
+    )
+    stmts, _ = build_batch(
+        {op: rows}, random.Random(3), keys, KeyCursor(10**6, 10**6), "run-ffffffff.1023.99999999"
+    )
+    sent = sum(len((s.text or s.sql).encode()) for s in stmts) + len("BEGIN;COMMIT")
+    assert sent <= workload.max_transaction_bytes(rows)
+    assert sent * 0.3 < workload.max_transaction_bytes(rows)  # not a vacuous bound

@@ -1,0 +1,40 @@
+"""Files the program reads at run time, shipped inside the package.
+
+``profiles/NAME.toml`` (``--profile NAME``), ``suites/NAME.toml`` (``loadengine suite NAME``)
+and ``mysql/cdc.cnf`` (the private server's config). They are read with
+``importlib.resources``, so an installed wheel finds them from any working directory.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+KINDS = ("profiles", "suites", "mysql")
+
+
+def folder(kind: str) -> Traversable:
+    """The built-in folder of one kind of file (one of ``KINDS``)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of package data {kind!r}; allowed: {', '.join(KINDS)}")
+    return files(__name__) / kind
+
+
+def names(kind: str, suffix: str = ".toml") -> list[str]:
+    """The built-in names of one kind, sorted, without the suffix."""
+    return sorted(
+        p.name.removesuffix(suffix)
+        for p in folder(kind).iterdir()
+        if p.is_file() and p.name.endswith(suffix)
+    )
+
+
+def find(kind: str, name: str, suffix: str = ".toml") -> Traversable | None:
+    """The built-in file ``kind/name+suffix``, or None."""
+    item = folder(kind) / f"{name}{suffix}"
+    return item if item.is_file() else None
+
+
+def server_config() -> str:
+    """The private server's config (binary log on, ROW, FULL row image): its text."""
+    return (folder("mysql") / "cdc.cnf").read_text(encoding="utf-8")
