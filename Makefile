@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install run test unit integration lint bench clean
+.PHONY: install deps run test unit integration pipeline-tests lint bench wheel-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,14 +14,20 @@ install: $(VENV)/.installed
 run: install            ## smoke load (100 CPS, 10 s) against the embedded private server
 	$(VENV)/bin/loadengine run --profile smoke
 
-test: install           ## the whole suite: unit + integration (real private MariaDB)
+deps:                   ## system packages the tests need (installed as root, else named)
+	.ci/system-deps
+
+test: install deps      ## the whole suite: unit + integration (real MariaDB, RabbitMQ, Debezium)
 	$(PY) -m pytest -q tests
 
 unit: install
 	$(PY) -m pytest -q tests/unit
 
-integration: install
+integration: install deps
 	$(PY) -m pytest -q tests/integration
+
+pipeline-tests: install deps  ## only the slow tests with a real Debezium
+	$(PY) -m pytest -q -m pipeline tests
 
 lint: install
 	$(VENV)/bin/ruff check loadengine tests benchmarks
@@ -30,5 +36,13 @@ lint: install
 bench: install          ## acceptance runs (5K and 10K CPS, 3 repeats); nothing else on the machine
 	$(PY) benchmarks/acceptance.py --repeat 3 --cases 5k,10k --out results/acceptance.json
 
+wheel-smoke:            ## build the wheel, install it in a fresh venv, run from another directory
+	rm -rf build/wheel-smoke && mkdir -p build/wheel-smoke/elsewhere
+	python3 -m pip wheel -q --no-deps -w build/wheel-smoke .
+	python3 -m venv build/wheel-smoke/venv
+	build/wheel-smoke/venv/bin/pip install -q build/wheel-smoke/loadengine-*.whl
+	cd build/wheel-smoke/elsewhere && ../venv/bin/loadengine run --profile smoke --duration 3
+	cd build/wheel-smoke/elsewhere && ../venv/bin/python -c "from loadengine.tools.suite import load_suite; print('suite:', load_suite('standard')['_name'])"
+
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache build
