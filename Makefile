@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install deps run test unit integration pipeline-tests lint bench wheel-smoke clean
+.PHONY: install deps docs run test unit integration pipeline-tests lint bench wheel-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,9 @@ integration: install deps
 
 pipeline-tests: install deps  ## only the slow tests with a real Debezium
 	$(PY) -m pytest -q -m pipeline tests
+
+docs: install           ## regenerate docs/configuration.md from the settings table
+	$(PY) -c "from loadengine.settings import reference_markdown as r; open('docs/configuration.md', 'w').write(r())"
 
 lint: install
 	$(VENV)/bin/ruff check loadengine tests benchmarks

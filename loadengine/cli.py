@@ -5,9 +5,10 @@ input always gets one line naming the value and what is allowed, and exit code 2
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,7 +16,7 @@ from loadengine.core import stop as stop_module
 from loadengine.core.dsn import DsnError, parse_dsn
 from loadengine.core.status import Exit, RunError, exit_for_signal
 from loadengine.core.stop import StopFlag
-from loadengine.settings import MAX_TARGET_CPS, SettingsError, resolve
+from loadengine.settings import FIELDS, MAX_TARGET_CPS, Field, SettingsError, resolve
 
 app = typer.Typer(
     add_completion=False,
@@ -30,109 +31,49 @@ app.add_typer(schema_app, name="schema")
 Opt = Annotated[str | None, typer.Option()]
 
 
-@app.command()
-def run(
-    ctx: typer.Context,
-    target_cps: Annotated[
-        str | None, typer.Option(help="Changes/s, or 'max' (unthrottled)")
-    ] = None,
-    duration: Annotated[str | None, typer.Option(help="Measured seconds")] = None,
-    warmup: Annotated[str | None, typer.Option(help="Seconds of load before measuring")] = None,
-    workers: Annotated[
-        str | None, typer.Option(help="Shards: one connection each (and one OS process each)")
-    ] = None,
-    processes: Annotated[
-        str | None,
-        typer.Option(help="OS processes the shards share, on threads (default: one per shard)"),
-    ] = None,
-    multiplex: Annotated[
-        bool | None,
-        typer.Option(
-            "--multiplex/--no-multiplex",
-            help="A process's shards on one thread, round trips multiplexed (default: on for "
-            "batch 1 with more shards than CPUs)",
-        ),
-    ] = None,
-    batch_size: Annotated[str | None, typer.Option(help="Changes per transaction")] = None,
-    log_interval: Annotated[str | None, typer.Option(help="Seconds between live lines")] = None,
-    mix: Annotated[str | None, typer.Option(help="op=weight,... ")] = None,
-    seed: Annotated[str | None, typer.Option(help="RNG seed")] = None,
-    dsn: Annotated[str | None, typer.Option(help="mysql://user:pass@host:port/db")] = None,
-    profile: Annotated[str | None, typer.Option(help="Profile name or TOML file")] = None,
-    output: Annotated[str | None, typer.Option(help="Results file ('-' = stdout)")] = None,
-    on_overload: Annotated[str | None, typer.Option(help="catch-up | drop | abort")] = None,
-    keep_server: Annotated[bool, typer.Option(help="Leave the embedded server up")] = False,
-    retries: Annotated[
-        str | None, typer.Option(help="Retries per transaction (deadlock, lock wait, lost link)")
-    ] = None,
-    on_shard_failure: Annotated[str | None, typer.Option(help="abort | restart")] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="local (processes) | ray (actors; pip extra [ray])")
-    ] = None,
-    ray_address: Annotated[
-        str | None, typer.Option(help="--backend ray: cluster address or 'auto'")
-    ] = None,
-    protocol: Annotated[
-        str | None, typer.Option(help="text (default) | prepared statements")
-    ] = None,
-    password_file: Annotated[
-        str | None, typer.Option(help="Read the DB password from this file")
-    ] = None,
-    ssl_ca: Annotated[str | None, typer.Option(help="TLS: CA certificate file")] = None,
-    ssl_cert: Annotated[str | None, typer.Option(help="TLS: client certificate")] = None,
-    ssl_key: Annotated[str | None, typer.Option(help="TLS: client key")] = None,
-    ssl_verify: Annotated[
-        str | None, typer.Option(help="TLS: verify the server certificate (on|off)")
-    ] = None,
-    min_efficiency: Annotated[str | None, typer.Option(help="Threshold: e.g. 0.99")] = None,
-    max_p99_ms: Annotated[str | None, typer.Option(help="Threshold: latency p99")] = None,
-    max_error_rate: Annotated[str | None, typer.Option(help="Threshold: e.g. 0.001")] = None,
-    max_capture_lag_ms: Annotated[str | None, typer.Option(help="Threshold: lag p99")] = None,
-    audit: Annotated[
-        bool, typer.Option(help="Audit the run's binary-log window against the ledger")
-    ] = False,
-    follow_binlog: Annotated[
-        bool, typer.Option(help="Tail the binary log during the run: capture lag")
-    ] = False,
-) -> None:
+def _option(f: Field) -> inspect.Parameter:
+    """The ``run`` option of one setting, from the settings table."""
+    help_text = f"{f.help} [{f.allowed}]" if f.allowed and f.switch != "on" else f.help
+    if f.switch == "pair":
+        flag = f"{f.flag}/--no-{f.flag.removeprefix('--')}"
+        ann: Any = Annotated[bool | None, typer.Option(flag, help=help_text)]
+    elif f.switch == "on":
+        ann = Annotated[bool, typer.Option(f.flag, help=help_text)]
+    else:
+        ann = Annotated[str | None, typer.Option(f.flag, help=help_text)]
+    default = False if f.switch == "on" else None
+    return inspect.Parameter(
+        f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann
+    )
+
+
+def run(ctx: typer.Context, profile: str | None = None, **options: Any) -> None:
     """Run a load: paced row changes, live lines, a summary and a results file."""
-    flags = {
-        "target_cps": target_cps,
-        "duration_s": duration,
-        "warmup_s": warmup,
-        "workers": workers,
-        "processes": processes,
-        "multiplex": multiplex,
-        "batch_size": batch_size,
-        "log_interval_s": log_interval,
-        "mix": mix,
-        "seed": seed,
-        "dsn": dsn,
-        "output": output,
-        "on_overload": on_overload,
-        "keep_server": True if keep_server else None,
-        "retries": retries,
-        "on_shard_failure": on_shard_failure,
-        "backend": backend,
-        "ray_address": ray_address,
-        "protocol": protocol,
-        "password_file": password_file,
-        "ssl_ca": ssl_ca,
-        "ssl_cert": ssl_cert,
-        "ssl_key": ssl_key,
-        "ssl_verify": ssl_verify,
-        "min_efficiency": min_efficiency,
-        "max_p99_ms": max_p99_ms,
-        "max_error_rate": max_error_rate,
-        "max_capture_lag_ms": max_capture_lag_ms,
-        "audit": True if audit else None,
-        "follow_binlog": True if follow_binlog else None,
-    }
+    on_only = {f.name for f in FIELDS if f.switch == "on"}
+    flags = {k: (True if v else None) if k in on_only else v for k, v in options.items()}
     plan = resolve(flags, os.environ, profile)
     from loadengine.run.runner import execute  # the driver loads only when a run starts
 
     out = sys.stderr if plan.output == "-" else sys.stdout
     raise typer.Exit(execute(plan, out, ctx.obj))
+
+
+run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        inspect.Parameter(
+            "profile",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Option("--profile", help="built-in profile name, or a TOML file"),
+            ],
+        ),
+        *(_option(f) for f in FIELDS),
+    ]
+)
+app.command("run")(run)
 
 
 @app.command("suite")

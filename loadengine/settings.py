@@ -42,6 +42,7 @@ MAX_DURATION_S = 604_800  # one week
 MAX_WARMUP_S = 86_400
 MAX_LOG_INTERVAL_S = 3_600.0
 MAX_SEED = 2**63 - 1
+MAX_WORKERS = 1024
 
 
 class SettingsError(ValueError):
@@ -50,50 +51,293 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """One setting, declared once: the ``run`` command's option, its environment variables,
+    its profile key, the results file's ``plan`` entry and docs/configuration.md are all
+    generated from this table.
+
+    ``name`` is the ``RunPlan`` attribute and the ``plan`` key in results; ``switch`` is
+    "" for an option taking a value, "on" for a flag that can only turn a setting on
+    (``--audit``), "pair" for ``--x/--no-x``. ``allowed`` is the documented range."""
+
     name: str
     flag: str
     env: tuple[str, ...]
     default: Any
+    help: str
+    allowed: str = ""
+    switch: str = ""
+    in_profile: bool = True
+    in_plan: bool = True  # listed on its own in the results' ``plan`` (TLS travels in the DSN)
+
+    @property
+    def profile_key(self) -> str | None:
+        return self.flag.removeprefix("--").replace("-", "_") if self.in_profile else None
 
 
+_CPS = f"1 to {MAX_TARGET_CPS:,}, or max"
 FIELDS: tuple[Field, ...] = (
-    Field("target_cps", "--target-cps", ("TARGET_CPS",), 1000),
-    Field("duration_s", "--duration", ("DURATION_SECONDS",), 10),
-    Field("warmup_s", "--warmup", ("WARMUP_SECONDS",), 0),
-    Field("workers", "--workers", ("CONCURRENCY",), None),
-    Field("processes", "--processes", ("LOADENGINE_PROCESSES",), None),
-    Field("multiplex", "--multiplex", ("LOADENGINE_MULTIPLEX",), None),
-    Field("batch_size", "--batch-size", ("BATCH_SIZE",), 10),
-    Field("log_interval_s", "--log-interval", ("LOG_INTERVAL_SECONDS",), 1.0),
-    Field("mix", "--mix", ("LOADENGINE_MIX",), None),
-    Field("seed", "--seed", ("LOADENGINE_SEED",), 1),
-    Field("on_overload", "--on-overload", ("LOADENGINE_ON_OVERLOAD",), "catch-up"),
-    Field("dsn", "--dsn", ("LOADENGINE_DSN",), None),
-    Field("output", "--output", ("LOADENGINE_OUTPUT",), None),
-    Field("keep_server", "--keep-server", (), False),
-    Field("protocol", "--protocol", ("LOADENGINE_PROTOCOL",), "text"),
-    Field("retries", "--retries", ("LOADENGINE_RETRIES",), 3),
-    Field("on_shard_failure", "--on-shard-failure", ("LOADENGINE_ON_SHARD_FAILURE",), "abort"),
-    Field("backend", "--backend", ("LOADENGINE_BACKEND",), "local"),
-    Field("ray_address", "--ray-address", ("LOADENGINE_RAY_ADDRESS",), None),
-    Field("password_file", "--password-file", ("LOADENGINE_PASSWORD_FILE",), None),
-    Field("ssl_ca", "--ssl-ca", ("LOADENGINE_SSL_CA",), None),
-    Field("ssl_cert", "--ssl-cert", ("LOADENGINE_SSL_CERT",), None),
-    Field("ssl_key", "--ssl-key", ("LOADENGINE_SSL_KEY",), None),
-    Field("ssl_verify", "--ssl-verify", ("LOADENGINE_SSL_VERIFY",), True),
-    Field("min_efficiency", "--min-efficiency", ("LOADENGINE_MIN_EFFICIENCY",), None),
-    Field("max_p99_ms", "--max-p99-ms", ("LOADENGINE_MAX_P99_MS",), None),
-    Field("max_error_rate", "--max-error-rate", ("LOADENGINE_MAX_ERROR_RATE",), None),
-    Field("max_capture_lag_ms", "--max-capture-lag-ms", ("LOADENGINE_MAX_CAPTURE_LAG_MS",), None),
-    Field("audit", "--audit", ("LOADENGINE_AUDIT",), False),
-    Field("follow_binlog", "--follow-binlog", ("LOADENGINE_FOLLOW_BINLOG",), False),
+    Field(
+        "target_cps",
+        "--target-cps",
+        ("TARGET_CPS",),
+        1000,
+        "changes per second; max = unthrottled",
+        _CPS,
+    ),
+    Field(
+        "duration_s",
+        "--duration",
+        ("DURATION_SECONDS",),
+        10,
+        "measured seconds",
+        f"1 to {MAX_DURATION_S:,}",
+    ),
+    Field(
+        "warmup_s",
+        "--warmup",
+        ("WARMUP_SECONDS",),
+        0,
+        "seconds of load at the first rate before measuring",
+        f"0 to {MAX_WARMUP_S:,}",
+    ),
+    Field(
+        "workers",
+        "--workers",
+        ("CONCURRENCY",),
+        None,
+        "shards, one connection each (default: CPU count within 4..16, at most the target CPS)",
+        f"1 to {MAX_WORKERS:,}, at most the target CPS",
+    ),
+    Field(
+        "processes",
+        "--processes",
+        ("LOADENGINE_PROCESSES",),
+        None,
+        "local backend: OS processes the shards are dealt to, on threads (default: one per shard)",
+        "1 to --workers",
+    ),
+    Field(
+        "multiplex",
+        "--multiplex",
+        ("LOADENGINE_MULTIPLEX",),
+        None,
+        "local backend, text protocol: a process's shards on one thread, round trips "
+        "multiplexed (default: on at batch 1 when shards outnumber CPUs)",
+        "on/off",
+        "pair",
+    ),
+    Field(
+        "batch_size",
+        "--batch-size",
+        ("BATCH_SIZE",),
+        10,
+        "changes per transaction (multi-row statements)",
+        f"1 to {MAX_BATCH_SIZE:,}, within the server's max_allowed_packet",
+    ),
+    Field(
+        "log_interval_s",
+        "--log-interval",
+        ("LOG_INTERVAL_SECONDS",),
+        1.0,
+        "seconds between live lines",
+        f"0.1 to {MAX_LOG_INTERVAL_S:,.0f}",
+    ),
+    Field(
+        "mix",
+        "--mix",
+        ("LOADENGINE_MIX",),
+        None,
+        "operation weights op=w,... of insert_customer, insert_order, update_customer, "
+        "update_order (default 20/30/20/30)",
+        "weights >= 0, not all 0, each operation once",
+    ),
+    Field(
+        "seed",
+        "--seed",
+        ("LOADENGINE_SEED",),
+        1,
+        "same seed + plan = same changes, shard by shard",
+        "0 to 2**63-1",
+    ),
+    Field(
+        "on_overload",
+        "--on-overload",
+        ("LOADENGINE_ON_OVERLOAD",),
+        "catch-up",
+        "when the target cannot be met",
+        ", ".join(OVERLOAD_POLICIES),
+    ),
+    Field(
+        "dsn",
+        "--dsn",
+        ("LOADENGINE_DSN",),
+        None,
+        "the server (default: an embedded private server); also "
+        "MYSQL_HOST/PORT/USER/PASSWORD/DATABASE",
+        "mysql://user:pass@host:port/db[?unix_socket=...&ssl_ca=...]",
+    ),
+    Field(
+        "output",
+        "--output",
+        ("LOADENGINE_OUTPUT",),
+        None,
+        "results file (default results/run-<UTC time>.json; - = stdout)",
+        "a file that can be created",
+        in_profile=False,
+    ),
+    Field(
+        "keep_server",
+        "--keep-server",
+        (),
+        False,
+        "leave the embedded server running and print its DSN",
+        "flag",
+        "on",
+        in_profile=False,
+    ),
+    Field(
+        "protocol",
+        "--protocol",
+        ("LOADENGINE_PROTOCOL",),
+        "text",
+        "how statements travel: the workload's literal SQL, or server-side prepared statements",
+        "text, prepared",
+    ),
+    Field(
+        "retries",
+        "--retries",
+        ("LOADENGINE_RETRIES",),
+        3,
+        "retries per transaction after a deadlock, lock wait timeout or lost connection",
+        "0 to 100",
+    ),
+    Field(
+        "on_shard_failure",
+        "--on-shard-failure",
+        ("LOADENGINE_ON_SHARD_FAILURE",),
+        "abort",
+        "a shard process that dies: fail the run, or restart it (same keys, same "
+        "schedule; at most 3 times)",
+        ", ".join(SHARD_FAILURE_POLICIES),
+    ),
+    Field(
+        "backend",
+        "--backend",
+        ("LOADENGINE_BACKEND",),
+        "local",
+        "where shards run: local processes, or Ray actors (extra [ray])",
+        ", ".join(BACKENDS),
+    ),
+    Field(
+        "ray_address",
+        "--ray-address",
+        ("LOADENGINE_RAY_ADDRESS",),
+        None,
+        "--backend ray: the cluster's address (default: a local runtime)",
+        "host:port, or auto",
+    ),
+    Field(
+        "password_file",
+        "--password-file",
+        ("LOADENGINE_PASSWORD_FILE",),
+        None,
+        "read the DB password from this file (or LOADENGINE_PASSWORD); wins over the DSN's",
+        "a readable UTF-8 file",
+    ),
+    Field(
+        "ssl_ca",
+        "--ssl-ca",
+        ("LOADENGINE_SSL_CA",),
+        None,
+        "TLS: CA certificate; with it the server's certificate and host name are verified",
+        "an existing file",
+        in_plan=False,
+    ),
+    Field(
+        "ssl_cert",
+        "--ssl-cert",
+        ("LOADENGINE_SSL_CERT",),
+        None,
+        "TLS: client certificate (with --ssl-key)",
+        "an existing file",
+        in_plan=False,
+    ),
+    Field(
+        "ssl_key",
+        "--ssl-key",
+        ("LOADENGINE_SSL_KEY",),
+        None,
+        "TLS: client key (with --ssl-cert)",
+        "an existing file",
+        in_plan=False,
+    ),
+    Field(
+        "ssl_verify",
+        "--ssl-verify",
+        ("LOADENGINE_SSL_VERIFY",),
+        True,
+        "TLS: verify the server certificate",
+        "on, off",
+        in_plan=False,
+    ),
+    Field(
+        "min_efficiency",
+        "--min-efficiency",
+        ("LOADENGINE_MIN_EFFICIENCY",),
+        None,
+        "threshold: measured / planned changes",
+        "0 to 1",
+        in_plan=False,  # under plan.thresholds
+    ),
+    Field(
+        "max_p99_ms",
+        "--max-p99-ms",
+        ("LOADENGINE_MAX_P99_MS",),
+        None,
+        "threshold: latency p99 from the intended send time",
+        ">= 0",
+        in_plan=False,  # under plan.thresholds
+    ),
+    Field(
+        "max_error_rate",
+        "--max-error-rate",
+        ("LOADENGINE_MAX_ERROR_RATE",),
+        None,
+        "threshold: errors per transaction attempt",
+        "0 to 1",
+        in_plan=False,  # under plan.thresholds
+    ),
+    Field(
+        "max_capture_lag_ms",
+        "--max-capture-lag-ms",
+        ("LOADENGINE_MAX_CAPTURE_LAG_MS",),
+        None,
+        "threshold: binary-log capture lag p99 (with --follow-binlog)",
+        ">= 0",
+        in_plan=False,  # under plan.thresholds
+    ),
+    Field(
+        "audit",
+        "--audit",
+        ("LOADENGINE_AUDIT",),
+        False,
+        "after the run, audit its binary-log window against the change ledger",
+        "flag",
+        "on",
+    ),
+    Field(
+        "follow_binlog",
+        "--follow-binlog",
+        ("LOADENGINE_FOLLOW_BINLOG",),
+        False,
+        "tail the binary log during the run: capture lag, binlog bytes/s",
+        "flag",
+        "on",
+    ),
 )
+
 # Profile keys are the flag names without dashes (``duration``, ``batch_size``...).
-PROFILE_KEYS: dict[str, str] = {
-    f.flag.removeprefix("--").replace("-", "_"): f.name
-    for f in FIELDS
-    if f.name not in ("output", "keep_server")
-}
+PROFILE_KEYS: dict[str, str] = {f.profile_key: f.name for f in FIELDS if f.profile_key}
 PROFILE_EXTRA_KEYS = frozenset({"steps", "description"})
 
 
@@ -282,7 +526,6 @@ def resolve(
     return _finish(values, sources, steps, duration)
 
 
-MAX_WORKERS = 1024
 PASSWORD_ENV = "LOADENGINE_PASSWORD"
 
 
@@ -530,3 +773,34 @@ def _multiplex(raw: Any, backend: str, protocol: str, fl: Callable[[str], str]) 
 def parse_int(flag: str, value: Any, minimum: int, what: str, maximum: int | None = None) -> int:
     """Public form of the integer check, for commands other than ``run``."""
     return _int(flag, value, minimum, what, maximum)
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md, generated from ``FIELDS`` (``make docs``; a test checks it)."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated from loadengine/settings.py (FIELDS) by `make docs`; do not edit. -->",
+        "",
+        "Every setting of `loadengine run`. Precedence: flags over environment over profile",
+        "over defaults; the results file's `plan` records each effective value and its source.",
+        "Profile keys are the flag names with underscores, plus `steps = [{target_cps, duration},",
+        "...]` for a ramp and `description`; an unknown key is refused. A value out of range",
+        "exits 2 with one line naming it, before anything starts.",
+        "",
+        "| flag | environment | profile key | default | allowed | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in FIELDS:
+        flag = f"`{f.flag}/--no-{f.flag[2:]}`" if f.switch == "pair" else f"`{f.flag}`"
+        env = ", ".join(f"`{e}`" for e in f.env) or "-"
+        key = f"`{f.profile_key}`" if f.profile_key else "-"
+        default = "-" if f.default is None else f"`{str(f.default).lower()}`"
+        lines.append(f"| {flag} | {env} | {key} | {default} | {f.allowed} | {f.help} |")
+    lines += [
+        "",
+        "The password: `--password-file`, else `LOADENGINE_PASSWORD`, else the DSN's. It never",
+        "appears in output, logs or results (the results record only where it came from).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from loadengine.core.plan import RunPlan
 from loadengine.core.status import COMPLETED
 from loadengine.run.coordinator import Outcome
 from loadengine.server.binlog import FollowState
+from loadengine.settings import FIELDS
 from loadengine.verify.ledger import TableLedger
 
 SCHEMA_VERSION = 1
@@ -266,35 +268,28 @@ def build(
     return doc
 
 
+# How a setting shows in the results' ``plan`` when not as its ``RunPlan`` value.
+_PLAN_VALUES: dict[str, Callable[[RunPlan, dict[str, str]], Any]] = {
+    "target_cps": lambda p, _: "max" if p.target_cps is None else p.target_cps,
+    "processes": lambda p, _: p.processes or p.workers,
+    "mix": lambda p, _: ",".join(f"{op}={w}" for op, w in p.mix),
+    "dsn": lambda p, _: None if p.dsn is None else redact_text(p.dsn),
+    "password_file": lambda _, src: _source_only(src, "password_file"),
+}
+
+
 def plan_document(plan: RunPlan) -> dict[str, Any]:
+    """Every setting of the settings table (``settings.FIELDS``) with its value and source,
+    plus the ramp's steps, where the password came from, and the thresholds."""
     sources = dict(plan.sources)
-    values = {
-        "target_cps": "max" if plan.target_cps is None else plan.target_cps,
-        "steps": [list(step) for step in plan.steps],
-        "duration_s": plan.duration_s,
-        "warmup_s": plan.warmup_s,
-        "workers": plan.workers,
-        "processes": plan.processes or plan.workers,
-        "multiplex": plan.multiplex,
-        "batch_size": plan.batch_size,
-        "log_interval_s": plan.log_interval_s,
-        "mix": ",".join(f"{op}={w}" for op, w in plan.mix),
-        "seed": plan.seed,
-        "on_overload": plan.on_overload,
-        "dsn": None if plan.dsn is None else redact_text(plan.dsn),
-        "output": plan.output,
-        "keep_server": plan.keep_server,
-        "password_file": _source_only(sources, "password_file"),
-        "password": _source_only(sources, "password"),
-        "protocol": plan.protocol,
-        "retries": plan.retries,
-        "on_shard_failure": plan.on_shard_failure,
-        "backend": plan.backend,
-        "ray_address": plan.ray_address,
-        "thresholds": dict(plan.thresholds),
-        "audit": plan.audit,
-        "follow_binlog": plan.follow_binlog,
-    }
+    values: dict[str, Any] = {}
+    for f in FIELDS:
+        if f.in_plan:
+            render = _PLAN_VALUES.get(f.name)
+            values[f.name] = render(plan, sources) if render else getattr(plan, f.name)
+    values["steps"] = [list(step) for step in plan.steps]
+    values["password"] = _source_only(sources, "password")
+    values["thresholds"] = dict(plan.thresholds)
     return {k: {"value": v, "source": sources.get(k, "default")} for k, v in values.items()}
 
 

@@ -524,3 +524,32 @@ def test_multiplex_refused_where_it_cannot_run(flags: dict[str, Any], fragment: 
         resolve(flags, {})
     assert str(excinfo.value).startswith("--multiplex: ")
     assert fragment in str(excinfo.value) and "\n" not in str(excinfo.value)
+
+
+def test_the_configuration_reference_is_generated_from_the_table() -> None:
+    """docs/configuration.md is ``make docs``'s output: a setting added to FIELDS without
+    regenerating the page fails here."""
+    from pathlib import Path
+
+    from loadengine.settings import FIELDS, reference_markdown
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert page.read_text() == reference_markdown()
+    for f in FIELDS:
+        assert f"`{f.flag}" in page.read_text()
+
+
+def test_every_setting_is_a_run_option_and_a_plan_entry() -> None:
+    """The CLI's options and the results' plan come from the same table."""
+    import typer
+
+    from loadengine.cli import app
+    from loadengine.run.results import plan_document
+    from loadengine.settings import FIELDS
+
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    options = {o for p in command.params for o in p.opts}
+    plan = plan_document(resolve({"dsn": "mysql://u@h/db"}, {}, None))
+    for f in FIELDS:
+        assert f.flag in options
+        assert (f.name in plan) == f.in_plan
