@@ -1,4 +1,4 @@
-"""The results document (schema in README "Results file"), built from an ``Outcome``.
+"""The results document (schema in docs/results.md), built from an ``Outcome``.
 
 ``build`` is pure; ``write`` is the only I/O. Nothing in here ever sees a password: the
 plan carries a redacted DSN by the time it gets here.

@@ -4,7 +4,7 @@ Uses the server distribution's own reader (``mariadb-binlog`` / ``mysqlbinlog``)
 ``--read-from-remote-server`` (a replication dump over the network, like Debezium),
 decoding row events (``-v``). One ``### INSERT INTO`` / ``### UPDATE`` / ``### DELETE
 FROM`` block per row; the first column (``@1``) after it is the row's key in every
-table loadengine writes. Chosen by measurement (README "Binary-log audit"): the C reader
+table loadengine writes. Chosen by measurement (docs/proving-the-numbers.md): the C reader
 decodes ~300K row events/s here, and the text is scanned with one compiled regex per chunk
 rather than line by line.
 

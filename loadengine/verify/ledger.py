@@ -1,6 +1,6 @@
 """The change ledger: which keys the run committed, and how often each was updated.
 
-Written next to the results file as ``<results>.ledger.json`` (format in README "Change
+Written next to the results file as ``<results>.ledger.json`` (format in docs/results.md "Change
 ledger"). A downstream check (the binary-log audit, ``sink-check``) compares what it saw
 with it, key by key: loss, duplication and (from the update counts) per-key order.
 
