@@ -16,6 +16,7 @@ from loadengine.core import stop as stop_module
 from loadengine.core.dsn import DsnError, parse_dsn
 from loadengine.core.status import Exit, RunError, exit_for_signal
 from loadengine.core.stop import StopFlag
+from loadengine.pipeline import commands as pipeline_commands
 from loadengine.settings import FIELDS, MAX_TARGET_CPS, Field, SettingsError, resolve
 
 app = typer.Typer(
@@ -303,6 +304,10 @@ def schema_reset(dsn: Opt = None) -> None:
 def schema_status(dsn: Opt = None) -> None:
     """Show whether the schema is present, and row counts (exit 1 when missing)."""
     _schema("status", dsn)
+
+
+app.command("debezium")(pipeline_commands.debezium_cmd)
+app.command("server")(pipeline_commands.server_cmd)
 
 
 def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> None:

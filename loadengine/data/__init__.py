@@ -1,8 +1,10 @@
 """Files the program reads at run time, shipped inside the package.
 
 ``profiles/NAME.toml`` (``--profile NAME``), ``suites/NAME.toml`` (``loadengine suite NAME``)
-and ``mysql/cdc.cnf`` (the private server's config). They are read with
-``importlib.resources``, so an installed wheel finds them from any working directory.
+``mysql/cdc.cnf`` (the private server's config) and ``debezium/application.properties``
+(the reference pipeline's Debezium Server configuration) and ``rabbitmq/definitions.json``
+(its exchange, per-table queues and bindings); compose/ mounts both. They
+are read with ``importlib.resources``, so an installed wheel finds them from any working directory.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-KINDS = ("profiles", "suites", "mysql")
+KINDS = ("profiles", "suites", "mysql", "debezium", "rabbitmq")
 
 
 def folder(kind: str) -> Traversable:
@@ -38,3 +40,13 @@ def find(kind: str, name: str, suffix: str = ".toml") -> Traversable | None:
 def server_config() -> str:
     """The private server's config (binary log on, ROW, FULL row image): its text."""
     return (folder("mysql") / "cdc.cnf").read_text(encoding="utf-8")
+
+
+def debezium_properties() -> str:
+    """The reference pipeline's Debezium Server configuration: its text."""
+    return (folder("debezium") / "application.properties").read_text(encoding="utf-8")
+
+
+def rabbitmq_definitions() -> str:
+    """The reference pipeline's RabbitMQ topology (RabbitMQ's definitions format)."""
+    return (folder("rabbitmq") / "definitions.json").read_text(encoding="utf-8")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from loadengine import data
 from loadengine.core.schema import ALL_TABLES
+from loadengine.pipeline import properties
 from loadengine.server.binlog import HEARTBEAT_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,10 +24,7 @@ def _compose() -> dict:
 
 def _properties() -> dict[str, str]:
     out = {}
-    for line in (COMPOSE / "debezium" / "application.properties").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            k, _, v = line.partition("=")
-            out[k.strip()] = v.strip()
+    out.update(properties.parse(data.debezium_properties()))
     return out
 
 
@@ -57,24 +56,46 @@ def test_every_mounted_file_exists_and_debezium_reads_its_config_dir() -> None:
             assert (COMPOSE / build["context"] / build["dockerfile"]).is_file()
 
 
-def test_queues_match_the_topics_debezium_produces() -> None:
-    props = _properties()
-    assert props["debezium.sink.type"] == "rabbitmq"
-    assert props["debezium.sink.rabbitmq.routingKey.source"] == "topic"
-    assert props["debezium.format.value.schemas.enable"] == "false"
-    prefix, db = (
-        props["debezium.source.topic.prefix"],
-        props["debezium.source.database.include.list"],
+def _pinned_version() -> str:
+    return _compose()["services"]["debezium"]["image"].rsplit(":", 1)[1]
+
+
+def test_compose_pins_the_debezium_server_loadengine_debezium_runs() -> None:
+    """One configuration, one version: the routing rules loadengine debezium applies are
+    those of the Debezium Server image compose/ runs."""
+    assert _pinned_version() == properties.SERVER_VERSION
+    mounts = _compose()["services"]["debezium"]["volumes"]
+    assert any(
+        v.startswith("../loadengine/data/debezium/application.properties:") for v in mounts
     )
-    topics = {f"{prefix}.{db}.{t}" for t in (*ALL_TABLES, HEARTBEAT_TABLE)}
-    defs = json.loads((COMPOSE / "rabbitmq" / "definitions.json").read_text())
-    exchange = props["debezium.sink.rabbitmq.exchange"]
+
+
+def test_every_topic_reaches_a_queue_under_the_pinned_versions_routing() -> None:
+    """Each table's topic, and the schema-change topic, routed as the pinned Debezium
+    Server routes it, lands in a pre-declared durable queue (RabbitMQ drops the rest)."""
+    props = _properties()
+    config = properties.from_properties(props, _pinned_version())
+    assert config.ignored == ()
+    assert props["debezium.format.value.schemas.enable"] == "false"
+    prefix, db = config.topic_prefix, config.source["database.include.list"]
+    topics = {f"{prefix}.{db}.{t}" for t in (*ALL_TABLES, HEARTBEAT_TABLE)} | {prefix}
+    defs = json.loads((ROOT / "loadengine" / "data" / "rabbitmq" / "definitions.json").read_text())
+    exchange = config.sink.exchange
     assert [e["name"] for e in defs["exchanges"]] == [exchange]
     assert defs["exchanges"][0]["type"] == "direct" and defs["exchanges"][0]["durable"]
-    assert {q["name"] for q in defs["queues"]} == topics
     assert all(q["durable"] for q in defs["queues"])
-    bound = {(b["source"], b["destination"], b["routing_key"]) for b in defs["bindings"]}
-    assert bound == {(exchange, t, t) for t in topics}
+    bound = {(b["source"], b["routing_key"]) for b in defs["bindings"]}
+    for topic in topics:
+        key = config.sink.routing_key_for(topic, '{"id":1}')
+        assert (config.sink.exchange_for(topic), key) in bound, topic
+
+
+def test_the_old_pin_would_have_dropped_every_event() -> None:
+    """Debezium Server 3.0.7 does not read routingKey.source: with this file every event
+    would carry routing key "" and no queue is bound to it."""
+    config = properties.from_properties(_properties(), "3.0.7.Final")
+    assert config.ignored == ("debezium.sink.rabbitmq.routingKey.source",)
+    assert config.sink.routing_key_for("inventory.inventory.customers", None) == ""
 
 
 def test_mysql_config_is_the_projects_cdc_config_with_gtids() -> None:
