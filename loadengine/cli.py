@@ -183,36 +183,30 @@ def sink_check_cmd(
     queue_prefix: Annotated[
         str, typer.Option(help="Queue = prefix + table")
     ] = "inventory.inventory.",
-    tables: Annotated[str, typer.Option(help="Tables to read")] = "customers,orders",
-    drain: Annotated[bool, typer.Option(help="Keep reading until the queues stay empty")] = False,
+    tables: Annotated[
+        str, typer.Option(help="Tables to read (add loadengine_heartbeat for lag)")
+    ] = "customers,orders",
+    quiet: Annotated[
+        str, typer.Option(help="Stop after this many seconds without a message")
+    ] = "2",
     timeout: Annotated[str, typer.Option(help="Seconds to read at most")] = "60",
     output: Annotated[str | None, typer.Option(help="Write the check's results here")] = None,
-    management_api: Annotated[
-        str | None, typer.Option(help="RabbitMQ management API for queue depth")
-    ] = "http://127.0.0.1:15672",
 ) -> None:
-    """Consume Debezium events from the per-table queues and check them against the run's
-    change ledger: lost, duplicated, extra, out of order per key, and end-to-end lag.
-    Exit 0 when nothing was lost or wrong, 1 otherwise."""
+    """Drain Debezium events from queues (it consumes them) and check them against the
+    run's change ledger: lost, duplicated, extra, out of order per key, message age.
+    Exit 0 when nothing was lost or wrong, 6 otherwise."""
     from loadengine.settings import parse_float
     from loadengine.verify import sink_amqp
 
-    seconds = parse_float("--timeout", timeout, 0.1)
+    quiet_s = parse_float("--quiet", quiet, 0.1, 3600.0)
+    seconds = parse_float("--timeout", timeout, 0.1, 86_400.0)
+    queues = [queue_prefix + t.strip() for t in tables.split(",") if t.strip()]
     try:
-        res = sink_amqp.run(
-            results_file,
-            amqp_url,
-            queue_prefix,
-            [t.strip() for t in tables.split(",") if t.strip()],
-            drain,
-            seconds,
-            output,
-            management_api,
-        )
+        res = sink_amqp.run(results_file, amqp_url, queues, quiet_s, seconds, output)
     except sink_amqp.SinkError as exc:
         raise SettingsError(str(exc)) from None
     print(sink_amqp.summary_line(res))
-    raise typer.Exit(0 if res["clean"] else 1)
+    raise typer.Exit(Exit.OK if res["clean"] else Exit.SINK)
 
 
 @app.command("compare")

@@ -18,7 +18,7 @@ from typing import Any
 
 from loadengine import data
 from loadengine.core import thresholds
-from loadengine.core.dsn import DsnError, dsn_from_parts, parse_dsn
+from loadengine.core.dsn import DsnError, dsn_from_parts, parse_dsn, redact_text
 from loadengine.core.plan import (
     BACKENDS,
     DEFAULT_MIX,
@@ -43,6 +43,7 @@ MAX_WARMUP_S = 86_400
 MAX_LOG_INTERVAL_S = 3_600.0
 MAX_SEED = 2**63 - 1
 MAX_WORKERS = 1024
+MAX_SINK_TIMEOUT_S = 3_600.0
 
 
 class SettingsError(ValueError):
@@ -315,6 +316,57 @@ FIELDS: tuple[Field, ...] = (
         "threshold: binary-log capture lag p99 (with --follow-binlog)",
         ">= 0",
         in_plan=False,  # under plan.thresholds
+    ),
+    Field(
+        "max_e2e_lag_ms",
+        "--max-e2e-lag-ms",
+        ("LOADENGINE_MAX_E2E_LAG_MS",),
+        None,
+        "threshold: end-to-end lag p99, database to sink (with --sink)",
+        ">= 0",
+        in_plan=False,  # under plan.thresholds
+    ),
+    Field(
+        "max_sink_loss",
+        "--max-sink-loss",
+        ("LOADENGINE_MAX_SINK_LOSS",),
+        None,
+        "threshold: changes the sink may lose (with --sink)",
+        ">= 0",
+        in_plan=False,  # under plan.thresholds
+    ),
+    Field(
+        "sink",
+        "--sink",
+        ("LOADENGINE_SINK",),
+        None,
+        "follow the pipeline's RabbitMQ sink during the run (implies the heartbeat): books, "
+        "end-to-end lag",
+        "amqp://user:pass@host:port/vhost",
+    ),
+    Field(
+        "sink_timeout_s",
+        "--sink-timeout",
+        ("LOADENGINE_SINK_TIMEOUT",),
+        60.0,
+        "after the load, seconds to wait for every change to reach the sink",
+        f"1 to {MAX_SINK_TIMEOUT_S:,.0f}",
+    ),
+    Field(
+        "sink_exchange",
+        "--sink-exchange",
+        ("LOADENGINE_SINK_EXCHANGE",),
+        "inventory",
+        "the exchange Debezium publishes to",
+        "an exchange name",
+    ),
+    Field(
+        "sink_topic_prefix",
+        "--sink-topic-prefix",
+        ("LOADENGINE_SINK_TOPIC_PREFIX",),
+        "inventory.inventory.",
+        "routing key of a table = this prefix + the table (topic.prefix.database.)",
+        "text",
     ),
     Field(
         "audit",
@@ -690,10 +742,27 @@ def _finish(
         thresholds=_thresholds(values, fl),
         audit=parse_bool(fl("audit"), values["audit"]),
         follow_binlog=parse_bool(fl("follow_binlog"), values["follow_binlog"]),
+        **_sink(values, fl),
         processes=processes,
         multiplex=multiplex,
         sources=tuple(sorted(sources.items())),
     )
+
+
+def _sink(values: dict[str, Any], fl: Callable[[str], str]) -> dict[str, Any]:
+    url = values["sink"]
+    if url is not None and not str(url).startswith(("amqp://", "amqps://")):
+        raise SettingsError(
+            f"{fl('sink')} {redact_text(str(url))!r}: must be amqp://user:pass@host:port/vhost"
+        )
+    return {
+        "sink": None if url is None else str(url),
+        "sink_timeout_s": parse_float(
+            fl("sink_timeout_s"), values["sink_timeout_s"], 1.0, MAX_SINK_TIMEOUT_S
+        ),
+        "sink_exchange": str(values["sink_exchange"]),
+        "sink_topic_prefix": str(values["sink_topic_prefix"]),
+    }
 
 
 def _processes(raw: Any, workers: int, backend: str, fl: Callable[[str], str]) -> int | None:

@@ -84,3 +84,78 @@ class ShardFailed:
 
 
 ShardMessage = ShardReady | ShardDelta | ShardDone | ShardFailed
+
+
+# The sink follower (``verify.follower``): a process of its own beside the coordinator.
+@dataclass(frozen=True, slots=True)
+class SinkPlan:
+    """What the follower reads: a tap queue of its own on ``exchange``, bound with
+    ``routing_keys`` (one per table, and the heartbeat's), so the user's queues keep
+    every message. ``url`` carries the broker's password: never printed."""
+
+    url: str
+    exchange: str
+    routing_keys: tuple[str, ...]
+    tap_queue: str
+    prefetch: int = 2000
+    ack_every: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SinkBound:
+    """The tap queue exists and is bound: everything published from now on is seen."""
+
+    tap_queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOrigin:
+    """The run's common start (unix ns): the follower counts run seconds from it."""
+
+    start_unix_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SinkTick:
+    """One run second at the sink (-1: everything before the start, the setup rows):
+    change events received in it (redeliveries not) and the end-to-end lag of the
+    heartbeats received in it."""
+
+    __reduce__ = _by_position
+
+    second: int
+    changes: int
+    lag_us: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SinkExpect:
+    """The load is over: keep reading until ``changes`` distinct change events have
+    arrived (and the tap has been quiet for a moment), or ``timeout_s`` passes."""
+
+    changes: int
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SinkFinal:
+    """Everything the follower saw; ``observed`` is ((table, kind, key), count) pairs of
+    distinct change events, the input of the ledger comparison."""
+
+    observed: tuple[tuple[tuple[str, str, str], int], ...]
+    redelivered: int
+    out_of_order: int
+    out_of_order_examples: tuple[str, ...]
+    tombstones: int
+    schema_changes: int
+    snapshot_reads: int
+    undecodable: int
+    heartbeats: int
+    messages: int
+    reconnects: tuple[float, ...]  # unix times the follower lost the broker
+    caught_up_unix_s: float | None  # when the expected count was reached
+    error: str | None = None
+    redelivered_examples: tuple[str, ...] = ()
+
+
+SinkMessage = SinkBound | SinkTick | SinkFinal

@@ -55,6 +55,10 @@ class RunPlan:
     follow_binlog: bool = False  # tail the binary log during the run (capture lag)
     processes: int | None = None  # local backend: OS processes for the shards (None: one each)
     multiplex: bool = False  # local backend: a process's shards on one thread (``hub``)
+    sink: str | None = None  # AMQP URL of the pipeline's sink to follow live (password inside)
+    sink_timeout_s: float = 60.0  # after the load, how long to wait for the sink to catch up
+    sink_exchange: str = "inventory"
+    sink_topic_prefix: str = "inventory.inventory."
 
     @property
     def total_s(self) -> int:

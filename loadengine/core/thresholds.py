@@ -4,14 +4,23 @@ against the results summary. Pure.
 - ``min_efficiency``: measured changes / planned changes, a fraction (0.99 = 99 %);
 - ``max_p99_ms``: latency p99 from the intended time, over the measured window;
 - ``max_error_rate``: errors per committed-or-attempted transaction;
-- ``max_capture_lag_ms``: capture-lag p99 (needs ``--follow-binlog``).
+- ``max_capture_lag_ms``: capture-lag p99 (needs ``--follow-binlog``);
+- ``max_e2e_lag_ms``: end-to-end lag p99, database to sink (needs ``--sink``);
+- ``max_sink_loss``: changes the sink lost (load and setup; needs ``--sink``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-NAMES = ("min_efficiency", "max_p99_ms", "max_error_rate", "max_capture_lag_ms")
+NAMES = (
+    "min_efficiency",
+    "max_p99_ms",
+    "max_error_rate",
+    "max_capture_lag_ms",
+    "max_e2e_lag_ms",
+    "max_sink_loss",
+)
 
 
 def _value(name: str, summary: dict[str, Any]) -> float | None:
@@ -22,8 +31,12 @@ def _value(name: str, summary: dict[str, Any]) -> float | None:
     if name == "max_error_rate":
         attempts = summary.get("transactions", 0) + summary.get("error_count", 0)
         return summary.get("error_count", 0) / attempts if attempts else 0.0
-    lag = summary.get("capture_lag_ms") or {}
-    return lag.get("p99")
+    if name == "max_capture_lag_ms":
+        return (summary.get("capture_lag_ms") or {}).get("p99")
+    sink = summary.get("sink") or {}
+    if name == "max_e2e_lag_ms":
+        return (sink.get("e2e_lag_ms") or {}).get("p99")
+    return sink.get("lost")
 
 
 def evaluate(limits: dict[str, float], summary: dict[str, Any]) -> list[dict[str, Any]]:

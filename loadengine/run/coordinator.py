@@ -25,7 +25,7 @@ from loadengine.core.plan import Resume, RunPlan, ShardPlan, window_boundaries
 from loadengine.core.schedule import NS_PER_S
 from loadengine.core.status import ABORTED, COMPLETED, FAILED, INTERRUPTED, Status
 from loadengine.core.stop import StopFlag
-from loadengine.run.report import live_line
+from loadengine.run.report import SinkLive, live_line
 from loadengine.run.resources import NodeUsage, ResourceSample, ShardUsage
 from loadengine.verify.ledger import LedgerBook
 
@@ -72,12 +72,17 @@ class Watch(Protocol):
 
     def server_changes(self, second: int) -> int | None: ...
 
+    def sink_live(self, upto_s: int) -> SinkLive | None: ...
+
 
 class NoWatch:
     def begin(self, start_unix_ns: int, total_s: int) -> None:
         return None
 
     def server_changes(self, second: int) -> int | None:
+        return None
+
+    def sink_live(self, upto_s: int) -> SinkLive | None:
         return None
 
 
@@ -341,5 +346,6 @@ class Coordinator:
         server = self.watch.server_changes(upto_s - 1) if upto_s else None
         running = (i for i in self._current if i not in self.out.done and i not in self._dead)
         silence = self.out.aggregate.silent(running, upto_s)
-        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server, silence))
+        sink = self.watch.sink_live(upto_s)
+        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server, silence, sink))
         self._printed_upto_s, self._printed_silent = upto_s, silence is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from loadengine.core import histogram
@@ -10,6 +11,16 @@ from loadengine.core.plan import RunPlan
 from loadengine.run.resources import ResourceSample
 
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SinkLive:
+    """The sink follower's numbers for the live line: load changes that reached the sink
+    since the start, those of the last second, and that second's end-to-end lag p99."""
+
+    total: int
+    last: int | None
+    e2e_p99_ms: float | None
 
 
 def _fmt_ms(v: float | None) -> str:
@@ -23,6 +34,7 @@ def live_line(
     sample: ResourceSample,
     server_last: int | None = None,
     silence: Silence | None = None,
+    sink: SinkLive | None = None,
 ) -> str:
     """One line for seconds ``[0, upto_s)``: totals, engine and server rates, efficiency,
     p99, errors, CPU. ``server_last`` is the server's own count for the last second;
@@ -34,6 +46,9 @@ def live_line(
     overall = total / upto_s if upto_s else 0.0
     parts = [f"[{upto_s:>4}s]", f"changes {total:,}", f"cps {overall:,.0f} (last {recent:,})"]
     parts.append("server " + ("-" if server_last is None else f"{server_last:,}"))
+    if sink is not None:
+        last_sink = "-" if sink.last is None else f"{sink.last:,}"
+        parts.append(f"sink {sink.total:,} (last {last_sink}) e2e p99 {_fmt_ms(sink.e2e_p99_ms)}")
     target = plan.target_at(upto_s - 1)
     if target:
         parts.append(f"eff {100.0 * recent / target:5.1f}%")

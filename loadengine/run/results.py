@@ -23,6 +23,7 @@ from loadengine.core.dsn import redact_text
 from loadengine.core.plan import RunPlan
 from loadengine.core.status import COMPLETED
 from loadengine.run.coordinator import Outcome
+from loadengine.run.sink_follow import SinkObserved
 from loadengine.server.binlog import FollowState
 from loadengine.settings import FIELDS
 from loadengine.verify.ledger import TableLedger
@@ -40,6 +41,7 @@ class Observed:
     follow: FollowState | None = None
     audit: dict[str, Any] | None = None
     ledger_tables: list[tuple[str, TableLedger]] = field(default_factory=list)
+    sink: SinkObserved | None = None
 
 
 class ResultsPathError(ValueError):
@@ -83,6 +85,10 @@ def _observed_second(
         rec["capture_lag_ms"] = None if lag is None else {"p50": lag["p50"], "max": lag["max"]}
         rec["binlog_bytes"] = obs.follow.bytes_by_second.get(second, 0)
         rec["binlog_row_events"] = obs.follow.rows_by_second.get(second, 0)
+    if obs.sink is not None:
+        rec["sink_changes"] = obs.sink.changes_by_second.get(second, 0)
+        lag = histogram.samples_summary_ms(obs.sink.lag_by_second.get(second, []))
+        rec["e2e_lag_ms"] = None if lag is None else {k: lag[k] for k in ("p50", "p99", "max")}
 
 
 def _per_second(agg: Aggregate, plan: RunPlan, obs: Observed) -> list[dict[str, Any]]:
@@ -204,6 +210,8 @@ def _observed_summary(plan: RunPlan, out: Outcome, obs: Observed) -> dict[str, A
         doc["binlog_bytes_per_s"] = round(statistics.fmean(seconds)) if seconds else None
         doc["heartbeats"] = obs.heartbeats
         doc["follow_error"] = obs.follow.error
+    if obs.sink is not None:
+        doc["sink"] = obs.sink.summary
     return doc
 
 
@@ -274,6 +282,7 @@ _PLAN_VALUES: dict[str, Callable[[RunPlan, dict[str, str]], Any]] = {
     "processes": lambda p, _: p.processes or p.workers,
     "mix": lambda p, _: ",".join(f"{op}={w}" for op, w in p.mix),
     "dsn": lambda p, _: None if p.dsn is None else redact_text(p.dsn),
+    "sink": lambda p, _: None if p.sink is None else redact_text(p.sink),
     "password_file": lambda _, src: _source_only(src, "password_file"),
 }
 

@@ -39,13 +39,15 @@ from loadengine.core.status import (
     exit_for_status,
 )
 from loadengine.core.stop import StopFlag
-from loadengine.run import report, results
+from loadengine.run import report, results, sink_follow
 from loadengine.run.coordinator import Coordinator, Outcome
+from loadengine.run.report import SinkLive
 from loadengine.run.resources import Sampler, find_local_server_pid
 from loadengine.server import binlog, cdc, database, embedded, schema_admin
 from loadengine.server import watch as server_watch
 from loadengine.shard import recovery
 from loadengine.verify import audit, ledger
+from loadengine.verify.follower import FollowerHandle
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -65,16 +67,32 @@ class RunContext:
     embedded_server: embedded.EmbeddedServer | None = None
     watch: RunWatch | None = None
     observed: results.Observed = field(default_factory=results.Observed)
+    sink: FollowerHandle | None = None  # --sink: bound before the shards seed
     work_dir: str | None = None
     thresholds_passed: bool = True
 
 
-class RunWatch:
-    """The server watch and the binary-log follower, started at the common start."""
+def heartbeat_on(plan: RunPlan) -> bool:
+    """The heartbeat row: capture lag (--follow-binlog) and end-to-end lag (--sink)."""
+    return plan.follow_binlog or plan.sink is not None
 
-    def __init__(self, dsn: Dsn, plan: RunPlan, start_pos: dict[str, Any] | None, flavor: str):
+
+class RunWatch:
+    """The server watch, the binary-log follower and the sink follower, started at the
+    common start."""
+
+    def __init__(
+        self,
+        dsn: Dsn,
+        plan: RunPlan,
+        start_pos: dict[str, Any] | None,
+        flavor: str,
+        sink: FollowerHandle | None = None,
+        setup_changes: int = 0,
+    ):
         self.dsn, self.plan, self.start_pos, self.flavor = dsn, plan, start_pos, flavor
-        self.server = server_watch.ServerWatch(dsn, heartbeat=plan.follow_binlog)
+        self.sink, self.setup_changes = sink, setup_changes
+        self.server = server_watch.ServerWatch(dsn, heartbeat=heartbeat_on(plan))
         self.follower: binlog.Follower | None = None
         self.start_unix_ns = 0
 
@@ -83,9 +101,16 @@ class RunWatch:
         if self.plan.follow_binlog and self.start_pos:
             self.follower = binlog.Follower(self.dsn, self.start_pos, self.flavor, start_unix_ns)
         self.server.begin(start_unix_ns, total_s)
+        if self.sink is not None:
+            self.sink.begin(start_unix_ns)
 
     def server_changes(self, second: int) -> int | None:
         return self.server.server_changes(second)
+
+    def sink_live(self, upto_s: int) -> SinkLive | None:
+        if self.sink is None:
+            return None
+        return sink_follow.live(self.sink, upto_s, self.setup_changes)
 
     def finish_server(self, elapsed_s: float, obs: results.Observed) -> None:
         """Stop the heartbeats and take the closing sample: before the log's end position
@@ -94,7 +119,7 @@ class RunWatch:
         state = self.server.finish(elapsed_s)
         obs.server_seconds = server_watch.per_second(state)
         obs.server_counter_source = state.source
-        obs.heartbeats = state.heartbeats if self.plan.follow_binlog else None
+        obs.heartbeats = state.heartbeats if heartbeat_on(self.plan) else None
 
     def finish_follower(self, end_pos: dict[str, Any] | None, obs: results.Observed) -> None:
         if self.follower is not None:
@@ -206,7 +231,7 @@ def _prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]
         ctx.environment["server"] = database.server_environment(conn)
         _check_packet(ctx)
         _check_cdc(ctx, say)
-        if ctx.plan.follow_binlog:
+        if heartbeat_on(ctx.plan):
             server_watch.create_heartbeat(conn)
         c_first, o_first = schema_admin.first_free_keys(conn)
         ctx.server["row_counters_before"] = database.row_change_counters(conn)
@@ -283,7 +308,8 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
     plans = [dataclasses.replace(p, journal_dir=ctx.work_dir) for p in plans]
     sampler = Sampler(ctx.server.get("pid"))
     flavor = ctx.environment.get("server", {}).get("flavor", "mariadb")
-    ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.get("binlog_start"), flavor)
+    setup = sum(p.keys.seeded_customers + p.keys.seeded_orders for p in plans)
+    ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.get("binlog_start"), flavor, ctx.sink, setup)
     coord = Coordinator(
         ctx.plan,
         plans,
@@ -336,6 +362,8 @@ def execute(plan: RunPlan, out: TextIO, stop: StopFlag | None = None) -> int:
             _stop_embedded(ctx, say)
         if ctx.work_dir is not None:
             shutil.rmtree(ctx.work_dir, ignore_errors=True)
+        if ctx.sink is not None:
+            ctx.sink.stop()
     return code if written else max(code, Exit.FAILED)
 
 
@@ -347,6 +375,11 @@ def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
         _check_stop(ctx)
         plans = _prepare(ctx, dsn, say)
         _check_stop(ctx)
+        if ctx.plan.sink is not None:
+            ctx.sink = sink_follow.start(ctx.plan, ctx.run_id)
+            say(
+                f"sink: following {ctx.plan.sink_exchange} on tap queue loadengine.tap.{ctx.run_id}"
+            )
         say(_banner(ctx, dsn))
         _coordinate(ctx, dsn, plans, say)
     except RunError as exc:
@@ -368,6 +401,8 @@ def _execute(ctx: RunContext, say: Callable[[str], None]) -> int:
     code = _exit_code(ctx)
     if ctx.observed.audit is not None and not ctx.observed.audit.get("clean") and code == Exit.OK:
         return Exit.AUDIT
+    if ctx.observed.sink is not None and not ctx.observed.sink.clean and code == Exit.OK:
+        return Exit.SINK
     return code
 
 
@@ -379,8 +414,23 @@ def _finish_observing(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> 
     if ctx.watch is not None:
         ctx.watch.finish_follower(ctx.server.get("binlog_end"), ctx.observed)
     ctx.observed.ledger_tables = list(ctx.outcome.ledger.tables())
+    if ctx.sink is not None:
+        _finish_sink(ctx, ctx.sink, say)
     if ctx.plan.audit:
         _audit(ctx, dsn, say)
+
+
+def _finish_sink(ctx: RunContext, handle: FollowerHandle, say: Callable[[str], None]) -> None:
+    say(f"sink: waiting up to {ctx.plan.sink_timeout_s:.0f} s for every change to arrive")
+    start_unix_s = ctx.watch.start_unix_ns / 1e9 if ctx.watch is not None else 0.0
+    ctx.observed.sink = sink_follow.finish(
+        handle,
+        ctx.observed.ledger_tables,
+        ctx.plan.sink_timeout_s,
+        start_unix_s + ctx.outcome.elapsed_s,
+        ctx.plan.warmup_s,
+    )
+    say(sink_follow.line(ctx.observed.sink.summary))
 
 
 def _audit(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
