@@ -2,11 +2,11 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install deps docs run test unit integration pipeline-tests lint bench wheel-smoke clean
+.PHONY: install deps docs pipeline run test unit integration pipeline-tests lint bench wheel-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev,ray,multiplex]'
+	$(PY) -m pip install -q -e '.[dev,ray,multiplex,debezium]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -16,6 +16,9 @@ run: install            ## smoke load (100 CPS, 10 s) against the embedded priva
 
 deps:                   ## system packages the tests need (installed as root, else named)
 	.ci/system-deps
+
+pipeline: install deps  ## private server -> real Debezium -> RabbitMQ -> a 1,000 CPS load followed live
+	$(VENV)/bin/loadengine pipeline --target-cps 1000 --duration 15 --workers 2
 
 test: install deps      ## the whole suite: unit + integration (real MariaDB, RabbitMQ, Debezium)
 	$(PY) -m pytest -q tests

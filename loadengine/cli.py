@@ -302,6 +302,7 @@ def schema_status(dsn: Opt = None) -> None:
 
 app.command("debezium")(pipeline_commands.debezium_cmd)
 app.command("server")(pipeline_commands.server_cmd)
+app.command("pipeline")(pipeline_commands.pipeline_cmd)
 
 
 def main(argv: list[str] | None = None, stop: StopFlag | None = None) -> None:

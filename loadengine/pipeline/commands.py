@@ -120,3 +120,49 @@ def server_cmd(
     finally:
         srv.stop(30)
     _say("server stopped")
+
+
+def pipeline_cmd(
+    ctx: typer.Context,
+    target_cps: Annotated[str, typer.Option(help="Changes per second")] = "1000",
+    duration: Annotated[str, typer.Option(help="Measured seconds")] = "15",
+    workers: Annotated[str, typer.Option(help="Shards")] = "2",
+    batch_size: Annotated[str, typer.Option(help="Changes per transaction")] = "10",
+    amqp: Annotated[str, typer.Option(help="RabbitMQ to publish to and follow")] = DEFAULT_AMQP,
+    output: Annotated[str | None, typer.Option(help="Results file")] = None,
+    max_e2e_lag_ms: Annotated[str | None, typer.Option(help="Threshold: e2e lag p99")] = None,
+) -> None:
+    """The whole reference pipeline on this machine, one command: a private server, a
+    real Debezium into RabbitMQ, and a load followed live at the sink (run --sink)."""
+    import shutil
+
+    from loadengine.pipeline import debezium
+    from loadengine.pipeline.local import ReferencePipeline
+    from loadengine.run.runner import execute
+    from loadengine.settings import SettingsError, resolve
+
+    flags = {
+        "target_cps": target_cps,
+        "duration_s": duration,
+        "workers": workers,
+        "batch_size": batch_size,
+        "output": output,
+        "sink": amqp,
+        "max_e2e_lag_ms": max_e2e_lag_ms,
+    }
+    resolve(flags, {}, None)  # every value checked before anything starts
+    try:
+        debezium.require_runtime()
+    except debezium.DebeziumError as exc:
+        raise RunError(str(exc), Exit.USAGE) from None
+    try:
+        with ReferencePipeline(amqp) as pipe:
+            _say(f"pipeline: server {pipe.dsn.redacted()} -> debezium -> {amqp.split('@')[-1]}")
+            plan = resolve({**flags, "dsn": pipe.dsn.to_url()}, {}, None)
+            code = execute(plan, sys.stdout, ctx.obj)
+            metrics = pipe.state_dir / "metrics.jsonl"
+            if plan.output and plan.output != "-" and metrics.exists():
+                shutil.copy(metrics, f"{plan.output}.debezium.jsonl")
+    except (debezium.DebeziumError, SettingsError) as exc:
+        raise RunError(str(exc)) from None
+    raise typer.Exit(code)
