@@ -16,7 +16,11 @@ from loadengine.core.dsn import Dsn
 from loadengine.pipeline import debezium, properties
 from loadengine.pipeline.fault import Fault
 
-MARIADB_VERSION_FOR_DEBEZIUM = "5.7.44-MariaDB-log"
+# A 5.7-style version without "MariaDB" in it: with the word, Debezium's binlog client asks
+# for MariaDB's transaction markers, which the MySQL connector does not understand; its
+# offsets then say "N rows into the next event" and a restart skips those rows (seen:
+# 18 and 118 rows lost after SIGKILL). Without it the server sends plain BEGIN events.
+MARIADB_VERSION_FOR_DEBEZIUM = "5.7.44-log"
 
 
 def read_config(path: str | None, version: str) -> properties.DebeziumServerConfig:
@@ -31,25 +35,27 @@ def read_config(path: str | None, version: str) -> properties.DebeziumServerConf
     return properties.from_properties(properties.parse(text, path), version, path)
 
 
-def server_version(dsn: Dsn) -> str:
+def server_version(dsn: Dsn) -> tuple[str, str]:
+    """The server's version and flavor (``mariadb`` or ``mysql``)."""
     from loadengine.server import database
 
     conn = database.connect(dsn)
     try:
-        return str(database.query(conn, "SELECT VERSION()")[0][0])
+        env = database.server_environment(conn)
     finally:
         conn.close()
+    return str(env.get("version", "")), str(env["flavor"])
 
 
-def jdbc_for(version: str) -> tuple[dict[str, str], tuple[str, ...]]:
+def jdbc_for(version: str, flavor: str) -> tuple[dict[str, str], tuple[str, ...]]:
     """Connector properties and extra classpath for the server that reports ``version``."""
-    if "mariadb" not in version.lower():
+    if flavor != "mariadb":
         return {}, ()
-    if not version.startswith("5.7"):
+    if not version.startswith("5.7") or "mariadb" in version.lower():
         raise debezium.DebeziumError(
-            f"server version {version!r}: Debezium 3.6 needs a 5.7-style version from "
-            f"MariaDB (mariadbd --version={MARIADB_VERSION_FOR_DEBEZIUM}; "
-            "loadengine server --debezium starts one)"
+            f"server version {version!r}: Debezium 3.6's MySQL connector needs MariaDB to "
+            f"report a MySQL 5.7 version (mariadbd --version={MARIADB_VERSION_FOR_DEBEZIUM}; "
+            "loadengine server --debezium starts one; docs/pipeline.md says why)"
         )
     if not Path(debezium.MARIADB_JAR).is_file():
         raise debezium.DebeziumError(
@@ -62,7 +68,7 @@ def jdbc_for(version: str) -> tuple[dict[str, str], tuple[str, ...]]:
 def build_plan(
     config: properties.DebeziumServerConfig,
     dsn: Dsn,
-    version: str,
+    version: tuple[str, str],
     amqp_url: str,
     state_dir: Path,
     interval_s: float,
@@ -71,7 +77,7 @@ def build_plan(
 ) -> debezium.DebeziumPlan:
     if dsn.unix_socket or not dsn.host:
         raise debezium.DebeziumError("--dsn: Debezium connects over TCP; give host:port")
-    jdbc, classpath = jdbc_for(version)
+    jdbc, classpath = jdbc_for(*version)
     engine = {
         **config.source,
         "database.hostname": dsn.host,

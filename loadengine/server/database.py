@@ -325,6 +325,13 @@ def probe_commit(conn: Any, probe: CommitProbe, dsn: Dsn) -> bool:
     return found == probe.expect
 
 
+def flavor_of(env: dict[str, Any]) -> str:
+    """MariaDB says so in its version, unless started with a 5.7-style ``--version`` for
+    Debezium; then its MariaDB-only variables still tell (MySQL has no gtid_strict_mode)."""
+    mariadb = "mariadb" in str(env.get("version", "")).lower() or "gtid_strict_mode" in env
+    return "mariadb" if mariadb else "mysql"
+
+
 def server_environment(conn: Any) -> dict[str, Any]:
     """Server version and the settings that decide what a CDC pipeline sees."""
     names = (
@@ -347,7 +354,7 @@ def server_environment(conn: Any) -> dict[str, Any]:
     quoted = ",".join(f"'{n}'" for n in names)
     rows = query(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({quoted})")
     env: dict[str, Any] = {str(k): plain(v) for k, v in rows}
-    env["flavor"] = "mariadb" if "mariadb" in str(env.get("version", "")).lower() else "mysql"
+    env["flavor"] = flavor_of(env)
     return env
 
 

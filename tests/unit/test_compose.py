@@ -65,9 +65,7 @@ def test_compose_pins_the_debezium_server_loadengine_debezium_runs() -> None:
     those of the Debezium Server image compose/ runs."""
     assert _pinned_version() == properties.SERVER_VERSION
     mounts = _compose()["services"]["debezium"]["volumes"]
-    assert any(
-        v.startswith("../loadengine/data/debezium/application.properties:") for v in mounts
-    )
+    assert any(v.startswith("../loadengine/data/debezium/application.properties:") for v in mounts)
 
 
 def test_every_topic_reaches_a_queue_under_the_pinned_versions_routing() -> None:
