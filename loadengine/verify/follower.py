@@ -61,7 +61,7 @@ class Follower:
         while self.pipe.poll():
             msg = self.pipe.recv()
             if isinstance(msg, SinkOrigin):
-                self.check.origin_us = msg.start_unix_ns // 1000
+                self.check.set_origin(msg.start_unix_ns // 1000)
             elif isinstance(msg, SinkExpect):
                 self.expect, self.expect_at = msg, time.monotonic()
             else:

@@ -17,6 +17,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
+from time import monotonic, time_ns
 from typing import Any
 
 import orjson
@@ -77,11 +78,13 @@ class Consumer:
             self.channel.basic_consume(q, self._deliver)
 
     def _deliver(self, channel: Any, method: Any, _props: Any, body: bytes) -> None:
-        self.on_body(body, time.time_ns() // 1000)
+        self.on_body(body, time_ns() // 1000)
         self.last_tag = method.delivery_tag
         self.unacked += 1
         if self.unacked >= self.ack_every:
-            self.flush_acks()
+            channel.basic_ack(self.last_tag, multiple=True)
+            self.unacked = 0
+            self.last_message_s = monotonic()
 
     def flush_acks(self) -> None:
         if self.unacked:

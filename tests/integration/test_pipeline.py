@@ -47,7 +47,7 @@ def test_books_engine_server_binlog_sink_and_the_users_queues_keep_theirs(
 ) -> None:
     before = queue_depths()
     code, doc, text = sink_run(
-        pipeline, tmp_path, "--target-cps", "1000", "--duration", "15", "--workers", "2",
+        pipeline, tmp_path, "--target-cps", "1000", "--duration", "10", "--workers", "2",
         "--audit",
     )  # fmt: skip
     assert code == 0, text[-2000:]
@@ -73,9 +73,10 @@ def test_an_event_dropped_between_debezium_and_rabbitmq_fails_the_run_and_is_nam
     tmp_path: Path,
 ) -> None:
     with ReferencePipeline(AMQP, inject_fault="drop=1500") as p:
-        code, doc, text = sink_run(
-            p, tmp_path, "--target-cps", "500", "--duration", "4", "--workers", "1"
-        )
+        code, doc, text = sink_run(  # the lost change never comes: wait 5 s, not 60
+            p, tmp_path, "--target-cps", "500", "--duration", "4", "--workers", "1",
+            "--sink-timeout", "5",
+        )  # fmt: skip
     sink = doc["summary"]["sink"]
     assert code == 6, text[-2000:]
     assert sink["lost"] == 1 and sink["extra"] == 0 and sink["duplicated"] == 0

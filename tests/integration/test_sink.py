@@ -157,6 +157,7 @@ def test_sink_check_faithful_then_dropped_duplicated_reordered(dsn: Dsn, tmp_pat
     _publish(prefix, faulty)
     code, res, text = _sink_check(out, prefix)
     assert code == 6, text
-    assert (res["lost"], res["redelivered"], res["out_of_order"]) == (7, 5, 2)
+    # the swap puts one change behind a later change of its key: one out of order
+    assert (res["lost"], res["redelivered"], res["out_of_order"]) == (7, 5, 1)
     assert res["duplicated"] == 0 and res["extra"] == 0 and "PROBLEMS" in text
     assert len(res["examples"]["missing"]) == 7 and len(res["examples"]["redelivered"]) == 5
