@@ -114,10 +114,20 @@ def search_cmd(
     max_capture_lag_ms: Annotated[
         str | None, typer.Option(help="Threshold (follows binlog)")
     ] = None,
+    sink: Annotated[
+        str | None, typer.Option(help="Follow this RabbitMQ sink in every trial (run --sink)")
+    ] = None,
+    max_e2e_lag_ms: Annotated[str | None, typer.Option(help="Threshold (with --sink)")] = None,
+    max_sink_loss: Annotated[str | None, typer.Option(help="Threshold (with --sink)")] = None,
+    pipeline: Annotated[
+        bool,
+        typer.Option(help="Search the reference pipeline's capacity (server, Debezium, sink)"),
+    ] = False,
     results_dir: Annotated[str | None, typer.Option()] = None,
     dsn: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Find the highest target CPS that passes the thresholds (step up, then bisect)."""
+    """Find the highest target CPS that passes the thresholds (step up, then bisect).
+    With --sink (or --pipeline) a trial passes only if the pipeline keeps up too."""
     from loadengine.settings import parse_float
     from loadengine.settings import parse_int as _int
     from loadengine.tools import suite
@@ -138,19 +148,23 @@ def search_cmd(
         ("max_p99_ms", max_p99_ms),
         ("max_error_rate", max_error_rate),
         ("max_capture_lag_ms", max_capture_lag_ms),
+        ("sink", sink),
+        ("max_e2e_lag_ms", max_e2e_lag_ms),
+        ("max_sink_loss", max_sink_loss),
     ):
         if v is not None:
             values[k] = v
+    if pipeline or sink:
+        values.setdefault("max_sink_loss", "0")
+        values.setdefault("sink_timeout", "30")
     if max_capture_lag_ms is not None:
         values["follow_binlog"] = True
-    resolve(
-        {k: v for k, v in values.items() if k != "follow_binlog"} | {"duration_s": duration},
-        {},
-        None,
-    )  # validate every value before the first trial
+    checked = {k: v for k, v in values.items() if k not in ("follow_binlog", "sink_timeout")}
+    resolve(checked | {"duration_s": duration}, {}, None)  # every value, before any trial
     if dsn:
         parse_dsn(dsn)
-    code = suite.run_loaded(suite.search_suite(values, keys), False, results_dir, 1, dsn, _say)
+    loaded = suite.search_suite(values, keys, pipeline)
+    code = suite.run_loaded(loaded, False, results_dir, 1, dsn, _say)
     raise typer.Exit(code)
 
 

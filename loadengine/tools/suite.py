@@ -29,7 +29,16 @@ from loadengine.settings import PROFILE_EXTRA_KEYS, PROFILE_KEYS, SettingsError,
 from loadengine.tools import compare
 from loadengine.tools.search import SearchPlan, search
 
-SCENARIO_KEYS = {"name", "title", "kind", "profile", "quick_duration", "quick_steps"}
+SCENARIO_KEYS = {
+    "name",
+    "title",
+    "kind",
+    "profile",
+    "quick_duration",
+    "quick_steps",
+    "pipeline",
+}
+DEFAULT_SINK = "amqp://guest:guest@127.0.0.1:5672/%2F"
 SEARCH_KEYS = {"start_cps", "max_cps", "factor", "resolution", "max_trials", "quick_max_trials"}
 
 
@@ -127,6 +136,8 @@ class SuiteRunner:
         return {"file": out.name, "exit_code": code, "doc": doc}
 
     def scenario(self, sc: dict[str, Any]) -> dict[str, Any]:
+        if sc.get("pipeline"):
+            return self.pipeline_scenario(sc)
         if sc.get("kind") == "search":
             return self.search_scenario(sc)
         profile = scenario_profile(self.suite, sc, self.quick)
@@ -135,6 +146,21 @@ class SuiteRunner:
             name = sc["name"] if self.repeat == 1 else f"{sc['name']}-r{r + 1}"
             runs.append(self.run_once(name, profile, []))
         return summarise_runs(sc, runs)
+
+    def pipeline_scenario(self, sc: dict[str, Any]) -> dict[str, Any]:
+        """``pipeline = true``: the scenario runs against the reference pipeline (a private
+        server, a real Debezium, RabbitMQ), followed at the sink."""
+        from loadengine.pipeline.local import ReferencePipeline
+
+        sink = str(scenario_profile(self.suite, sc, self.quick).get("sink") or DEFAULT_SINK)
+        saved = self.env
+        with ReferencePipeline(sink) as pipe:
+            self.say(f"== {sc['name']}: reference pipeline on {pipe.dsn.redacted()}")
+            self.env = {**saved, "LOADENGINE_DSN": pipe.dsn.to_url(), "LOADENGINE_SINK": sink}
+            try:
+                return self.scenario({k: v for k, v in sc.items() if k != "pipeline"})
+            finally:
+                self.env = saved
 
     def search_scenario(self, sc: dict[str, Any]) -> dict[str, Any]:
         profile = scenario_profile(self.suite, sc, self.quick)
@@ -333,9 +359,13 @@ def run_suite(
     return run_loaded(load_suite(name), quick, results_dir, repeat, dsn, say)
 
 
-def search_suite(values: dict[str, Any], search_keys: dict[str, Any]) -> dict[str, Any]:
+def search_suite(
+    values: dict[str, Any], search_keys: dict[str, Any], pipeline: bool = False
+) -> dict[str, Any]:
     """A one-scenario suite for ``loadengine search`` (flags become its defaults)."""
     sc = {"name": "max-rate", "title": "Max-rate search", "kind": "search", **search_keys}
+    if pipeline:
+        sc |= {"name": "pipeline-capacity", "title": "Pipeline capacity", "pipeline": True}
     return {"_name": "search", "defaults": values, "scenario": [sc]}
 
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_builtin_names_are_listed() -> None:
     assert data.names("profiles") == ["high-load", "medium", "ramp", "smoke"]
-    assert data.names("suites") == ["standard"]
+    assert data.names("suites") == ["pipeline", "standard"]
     assert "binlog_format                  = ROW" in data.server_config()
 
 
