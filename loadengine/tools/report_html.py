@@ -2,9 +2,11 @@
 
 Charts are drawn with matplotlib (an optional extra: ``pip install 'loadengine[report]'``)
 as inline SVG, so the page loads nothing from the network; ``--png DIR`` writes the same
-figures as PNG files. Per run: target / achieved / server-observed CPS, latency p50/p99,
-errors and reconnects, engine and database CPU and RSS over time. With several files, a
-comparison view overlays achieved CPS and p99 and tabulates the summaries.
+figures as PNG files. At the top, a verdict per run: books exact or not (server, binary
+log, sink, as far as checked), thresholds passed or not. Per run: target / engine /
+server / sink CPS (axes from 0), latency p50/p99, errors and reconnects, engine and
+database CPU and RSS, and with ``--sink`` the end-to-end lag p50/p99 over time. With
+several files, a comparison view overlays achieved CPS and p99 and tabulates the summaries.
 """
 
 from __future__ import annotations
@@ -72,10 +74,33 @@ def _cps_chart(ax: Any, name: str, doc: dict[str, Any]) -> None:
     ax.plot(t, achieved, label="achieved (engine)", color="#1f77b4", linewidth=1.8)
     if not all(math.isnan(v) for v in server):
         ax.plot(t, server, label="server-observed", color="#ff7f0e", linewidth=1.0)
+    _, sink = _series(doc, "sink_changes")
+    if not all(math.isnan(v) for v in sink):
+        ax.plot(t, sink, label="sink (RabbitMQ)", color="#2ca02c", linewidth=1.0)
+    ax.set_ylim(bottom=0)  # from 0: a 0.3 % wobble must not fill the chart
     ax.set_title(f"{name}: changes per second")
     ax.set_xlabel("s")
     ax.set_ylabel("CPS")
     ax.legend(loc="lower right")
+
+
+def _e2e_values(doc: dict[str, Any], key: str) -> list[float]:
+    return [_nan((r.get("e2e_lag_ms") or {}).get(key)) for r in doc["per_second"]]
+
+
+def _e2e_chart(ax: Any, name: str, doc: dict[str, Any]) -> None:
+    t = [r["t_s"] for r in doc["per_second"]]
+    ax.plot(t, _e2e_values(doc, "p50"), label="p50", color="#2ca02c")
+    ax.plot(t, _e2e_values(doc, "p99"), label="p99", color="#d62728")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{name}: end-to-end lag, database to sink (heartbeat)")
+    ax.set_xlabel("s")
+    ax.set_ylabel("ms")
+    ax.legend(loc="upper right")
+
+
+def has_sink(doc: dict[str, Any]) -> bool:
+    return any("sink_changes" in r for r in doc["per_second"])
 
 
 def _latency_chart(ax: Any, name: str, doc: dict[str, Any]) -> None:
@@ -151,7 +176,10 @@ def figures(runs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
             ("latency", _latency_chart),
             ("errors", _errors_chart),
             ("resources", _resources_chart),
+            ("e2e", _e2e_chart),
         ):
+            if label == "e2e" and not has_sink(doc):
+                continue
             fig, ax = plt.subplots(figsize=(9, 3.2))
             draw(ax, name, doc)
             fig.tight_layout()
@@ -196,6 +224,35 @@ def _summary_table(runs: list[tuple[str, dict[str, Any]]]) -> str:
     return f"<table><tr>{th}</tr>{''.join(rows)}</table>"
 
 
+def verdict(doc: dict[str, Any]) -> tuple[bool, str]:
+    """Books exact or not (server, binary log, sink, as far as they were checked) and
+    thresholds passed or not: the one line at the top of a run's report."""
+    s = doc["summary"]
+    checks = [("status " + doc["status"], doc["status"] == "completed")]
+    if s.get("server_agrees") is not None:
+        checks.append(("server agrees", bool(s["server_agrees"])))
+    if "audit" in doc:
+        checks.append(("binary log exact", bool(doc["audit"].get("clean"))))
+    if "sink" in s:
+        checks.append(("sink exact", bool(s["sink"].get("clean"))))
+    if "thresholds_passed" in doc:
+        checks.append(("thresholds passed", bool(doc["thresholds_passed"])))
+    ok = all(passed for _, passed in checks)
+    text = "; ".join(what if passed else f"NOT {what}" for what, passed in checks)
+    return ok, text
+
+
+def _verdicts(runs: list[tuple[str, dict[str, Any]]]) -> str:
+    items = []
+    for name, doc in runs:
+        ok, text = verdict(doc)
+        word, color = ("PASS", "#2a7d2a") if ok else ("FAIL", "#b22222")
+        items.append(
+            f"<li><b style='color:{color}'>{word}</b> {html.escape(name)}: {html.escape(text)}</li>"
+        )
+    return f"<ul class='verdict'>{''.join(items)}</ul>"
+
+
 def write(paths: list[str], output: str, png_dir: str | None) -> int:
     runs = load(paths)
     figs = figures(runs)
@@ -211,7 +268,8 @@ def write(paths: list[str], output: str, png_dir: str | None) -> int:
         "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
         "figure{margin:0.5em 0}svg{max-width:100%;height:auto}</style></head><body>"
-        f"<h1>loadengine report</h1>{_summary_table(runs)}{body}</body></html>\n"
+        f"<h1>loadengine report</h1>{_verdicts(runs)}{_summary_table(runs)}{body}"
+        "</body></html>\n"
     )
     Path(output).write_text(page)
     return len(figs)
