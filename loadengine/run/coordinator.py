@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from loadengine.core.aggregate import Aggregate, add_changes
+from loadengine.core.aggregate import Aggregate, Bucket, add_changes
 from loadengine.core.clock import Clock, monotonic_from_unix
 from loadengine.core.messages import (
     ChangeCounts,
@@ -38,7 +38,10 @@ TICK_GRACE_NS = 200_000_000  # print a second's line this long after it ends (de
 MAX_RESTARTS_PER_SHARD = 3
 
 # (dead process's plan, second) -> its unreported committed work and where to resume
-Recover = Callable[[ShardPlan, int], tuple[ShardDelta, Resume]]
+# Recovery of a dead shard's unreported work: its plan, the second to book it to, what it
+# reported (its merged bucket) and its committed update counts per table. Only I/O
+# (journal, server probe) happens on the other side.
+Recover = Callable[[ShardPlan, int, Bucket, dict[str, int]], tuple[ShardDelta, Resume]]
 
 
 class Transport(Protocol):
@@ -87,6 +90,32 @@ class NoWatch:
 
 
 @dataclass(slots=True)
+class ShardFailure:
+    """A shard that failed or died, as the results file's ``failures[]`` lists it."""
+
+    shard: int | None
+    t_s: float
+    reason: str
+    last_changes: int
+    error_class: str | None = None  # a shard that reported its failure
+    exit_code: int | None = None  # a shard process that died
+    pid: int | None = None
+    generation: int | None = None
+    recovered_changes: int | None = None
+    in_doubt: dict[str, int] | None = None
+    journal: str | None = None
+    action: str | None = None  # "restarted" or "run failed"
+
+    def document(self) -> dict[str, object]:
+        """A death (``action`` set) always lists exit code, pid and generation, None where
+        unknown (a Ray actor has no exit code); other fields only where they apply."""
+        doc = {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        if self.action is not None:
+            doc |= {"exit_code": self.exit_code, "pid": self.pid, "generation": self.generation}
+        return doc
+
+
+@dataclass(slots=True)
 class Outcome:
     """What happened, for ``results``: status, merged numbers and per-shard facts."""
 
@@ -96,7 +125,7 @@ class Outcome:
     setup_changes: ChangeCounts = field(default_factory=dict)
     ready: dict[int, ShardReady] = field(default_factory=dict)
     done: dict[int, ShardDone] = field(default_factory=dict)
-    failures: list[dict[str, object]] = field(default_factory=list)
+    failures: list[ShardFailure] = field(default_factory=list)
     resources: list[ResourceSample] = field(default_factory=list)
     ledger: LedgerBook = field(default_factory=lambda: LedgerBook({}))
     started: bool = False
@@ -225,19 +254,16 @@ class Coordinator:
             self.out.done[msg.shard] = msg
         elif isinstance(msg, ShardFailed):
             self._dead.add(msg.shard)
-            self._fail(f"shard {msg.shard} failed: {msg.error_class}: {msg.message}", msg.shard)
-            self.out.failures[-1]["error_class"] = msg.error_class
+            reason = f"shard {msg.shard} failed: {msg.error_class}: {msg.message}"
+            self._fail(reason, msg.shard, msg.error_class)
 
-    def _fail(self, reason: str, shard: int | None) -> None:
+    def _fail(self, reason: str, shard: int | None, error_class: str | None = None) -> None:
         t_s = max(0.0, self._elapsed_ns() / NS_PER_S) if self.out.started else 0.0
         last = self.out.aggregate.shards.get(shard) if shard is not None else None
         self.out.failures.append(
-            {
-                "shard": shard,
-                "t_s": round(t_s, 3),
-                "reason": reason,
-                "last_changes": last.change_count if last else 0,
-            }
+            ShardFailure(
+                shard, round(t_s, 3), reason, last.change_count if last else 0, error_class
+            )
         )
         if self.out.status == COMPLETED:
             self.out.status, self.out.reason = FAILED, reason
@@ -267,34 +293,40 @@ class Coordinator:
         second = min(max(0, elapsed_s), max(0, self.plan.total_s - 1))
         reason = f"shard {shard} process exited unexpectedly (exit code {code})"
         last = self.out.aggregate.shards.get(shard)
-        record: dict[str, object] = {
-            "shard": shard,
-            "t_s": round(max(0.0, self._elapsed_ns() / NS_PER_S), 3) if self.out.started else 0.0,
-            "reason": reason,
-            "exit_code": code,
-            "pid": self.transport.shard_pids().get(shard),
-            "generation": plan.generation,
-            "last_changes": last.change_count if last else 0,
-        }
+        record = ShardFailure(
+            shard,
+            round(max(0.0, self._elapsed_ns() / NS_PER_S), 3) if self.out.started else 0.0,
+            reason,
+            last.change_count if last else 0,
+            exit_code=code,
+            pid=self.transport.shard_pids().get(shard),
+            generation=plan.generation,
+        )
         resume = None
         if self.recover is not None and self.out.started:
             if self.transport.settle(plan):
-                delta, resume = self.recover(plan, int(second))
+                reported = self.out.aggregate.shards.get(shard, Bucket())
+                updates = {
+                    table: n
+                    for (index, table), n in self.out.ledger.update_counts.items()
+                    if index == shard
+                }
+                delta, resume = self.recover(plan, int(second), reported, updates)
                 self._handle(delta)
-                record["recovered_changes"] = delta.faults.get("recovered_changes", 0)
+                record.recovered_changes = delta.faults.get("recovered_changes", 0)
                 faults = delta.faults.items()
-                record["in_doubt"] = {k: v for k, v in faults if k.startswith("ambig")}
+                record.in_doubt = {k: v for k, v in faults if k.startswith("ambig")}
             else:
-                record["journal"] = "unreachable (its node is gone): unreported work unknown"
+                record.journal = "unreachable (its node is gone): unreported work unknown"
         if self._may_restart(plan, resume):
             assert resume is not None
             self._current[shard] = replace(plan, generation=plan.generation + 1, resume=resume)
             self.transport.restart(self._current[shard])
-            record["action"] = "restarted"
+            record.action = "restarted"
             self.out.failures.append(record)
             self.emit(f"SHARD {shard} DIED ({reason}); restarted with the same keys")
             return
-        record["action"] = "run failed"
+        record.action = "run failed"
         self.out.failures.append(record)
         self._dead.add(shard)
         if self.out.status == COMPLETED:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from loadengine.core import histogram
+from loadengine.core import histogram, thresholds
 from loadengine.core.aggregate import Aggregate, Bucket, total_changes
 from loadengine.core.dsn import redact_text
 from loadengine.core.plan import RunPlan
@@ -26,6 +26,7 @@ from loadengine.run.coordinator import Outcome
 from loadengine.run.sink_follow import SinkObserved
 from loadengine.server.binlog import FollowState
 from loadengine.settings import FIELDS
+from loadengine.verify import ledger
 from loadengine.verify.ledger import TableLedger
 
 SCHEMA_VERSION = 1
@@ -251,11 +252,14 @@ def build(
     rates: dict[int, tuple[tuple[int, int], ...]],
     server: dict[str, Any] | None = None,
     observed: Observed | None = None,
+    ledger_file: str | None = None,
 ) -> dict[str, Any]:
+    """The whole results document (schema in docs/results.md): pure. ``ledger_file`` is
+    the change ledger's file name beside it, when one was written."""
     obs = observed or Observed()
     summary = _summary(plan, out)
     summary.update(_observed_summary(plan, out, obs))
-    doc = {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "started_at": started_at,
@@ -268,11 +272,17 @@ def build(
         "server": server or {},
         "per_second": _per_second(out.aggregate, plan, obs),
         "shards": _shards(out, rates),
-        "failures": out.failures,
+        "failures": [f.document() for f in out.failures],
         "resources": [asdict(s) for s in out.resources],
     }
     if obs.audit is not None:
         doc["audit"] = obs.audit
+    if plan.thresholds:
+        checks = thresholds.evaluate(dict(plan.thresholds), summary)
+        doc["thresholds"] = checks
+        doc["thresholds_passed"] = all(c["pass"] for c in checks)
+    if ledger_file is not None:
+        doc["ledger"] = {"path": ledger_file, "format": ledger.FORMAT}
     return doc
 
 

@@ -41,6 +41,7 @@ from loadengine.core.status import (
 from loadengine.core.stop import StopFlag
 from loadengine.run import report, results, sink_follow
 from loadengine.run.coordinator import Coordinator, Outcome
+from loadengine.run.facts import ServerFacts
 from loadengine.run.report import SinkLive
 from loadengine.run.resources import Sampler, find_local_server_pid
 from loadengine.server import binlog, cdc, database, embedded, schema_admin
@@ -62,7 +63,7 @@ class RunContext:
     stop: StopFlag
     outcome: Outcome = field(default_factory=Outcome)
     environment: dict[str, Any] = field(default_factory=dict)
-    server: dict[str, Any] = field(default_factory=dict)
+    server: ServerFacts = field(default_factory=ServerFacts)
     rates: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     embedded_server: embedded.EmbeddedServer | None = None
     watch: RunWatch | None = None
@@ -180,7 +181,7 @@ def _server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
 def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
     """Warn (one line) when the server could not feed CDC; refuse --audit/--follow-binlog."""
     ready = cdc.readiness(ctx.environment["server"])
-    ctx.server["cdc"] = ready
+    ctx.server.cdc = ready
     if ready["problems"]:
         say(f"WARNING: not CDC-ready: {cdc.one_line(ready)}")
         wanted = [
@@ -234,12 +235,12 @@ def _prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]
         if heartbeat_on(ctx.plan):
             server_watch.create_heartbeat(conn)
         c_first, o_first = schema_admin.first_free_keys(conn)
-        ctx.server["row_counters_before"] = database.row_change_counters(conn)
-        ctx.server["binlog_start"] = database.binlog_position(conn)
+        ctx.server.row_counters_before = database.row_change_counters(conn)
+        ctx.server.binlog_start = database.binlog_position(conn)
         pid = ctx.embedded_server.process.pid if ctx.embedded_server else None
         if pid is None and dsn.host in LOCAL_HOSTS:
             pid = database.server_pid(conn) or find_local_server_pid(dsn.port)
-        ctx.server["pid"] = pid
+        ctx.server.pid = pid
     finally:
         conn.close()
     plans = shard_plans(ctx.plan, dsn.to_url(), c_first, o_first, ctx.run_id)
@@ -251,31 +252,27 @@ def _finish_server_facts(ctx: RunContext, dsn: Dsn) -> None:
     try:
         conn = database.connect(dsn)
     except database.DatabaseError as exc:
-        ctx.server["after_error"] = exc.error_class
+        ctx.server.after_error = exc.error_class
         return
     try:
         after = database.row_change_counters(conn)
-        before = ctx.server.get("row_counters_before", {})
-        ctx.server["row_counters_after"] = after
+        before = ctx.server.row_counters_before or {}
+        ctx.server.row_counters_after = after
         delta = {k: after[k] - before.get(k, 0) for k in after}
         # counters reset when the server restarted mid-run: the delta means nothing then
-        ctx.server["row_changes"] = None if any(v < 0 for v in delta.values()) else delta
-        ctx.server["binlog_end"] = database.binlog_position(conn)
+        ctx.server.row_changes = None if any(v < 0 for v in delta.values()) else delta
+        ctx.server.binlog_end = database.binlog_position(conn)
     finally:
         conn.close()
 
 
-def _recoverer(ctx: RunContext, dsn: Dsn) -> Any:
-    """Recovery of a dead shard's unreported work, from its journal (``recovery``)."""
+def _recoverer(dsn: Dsn) -> Any:
+    """Recovery of a dead shard's unreported work from its journal and, for an in-doubt
+    commit, the server (``recovery``): the coordinator hands it every input."""
 
-    def recover(plan: ShardPlan, second: int) -> tuple[ShardDelta, Resume]:
-        out = ctx.outcome
-        reported = out.aggregate.shards.get(plan.index, Bucket())
-        updates = {
-            table: n
-            for (shard, table), n in out.ledger.update_counts.items()
-            if shard == plan.index
-        }
+    def recover(
+        plan: ShardPlan, second: int, reported: Bucket, updates: dict[str, int]
+    ) -> tuple[ShardDelta, Resume]:
         return recovery.recover(plan, second, reported, updates, dsn)
 
     return recover
@@ -306,10 +303,10 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
     ctx.work_dir = tempfile.mkdtemp(prefix="loadengine-run-")  # journals, ledger spool
     backend = _backend(ctx)
     plans = [dataclasses.replace(p, journal_dir=ctx.work_dir) for p in plans]
-    sampler = Sampler(ctx.server.get("pid"))
+    sampler = Sampler(ctx.server.pid)
     flavor = ctx.environment.get("server", {}).get("flavor", "mariadb")
     setup = sum(p.keys.seeded_customers + p.keys.seeded_orders for p in plans)
-    ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.get("binlog_start"), flavor, ctx.sink, setup)
+    ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.binlog_start, flavor, ctx.sink, setup)
     coord = Coordinator(
         ctx.plan,
         plans,
@@ -319,7 +316,7 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
         sampler.sample,
         say,
         ctx.watch,
-        _recoverer(ctx, dsn),
+        _recoverer(dsn),
     )
     ctx.outcome = coord.out
     try:
@@ -412,7 +409,7 @@ def _finish_observing(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> 
         ctx.watch.finish_server(ctx.outcome.elapsed_s, ctx.observed)
     _finish_server_facts(ctx, dsn)
     if ctx.watch is not None:
-        ctx.watch.finish_follower(ctx.server.get("binlog_end"), ctx.observed)
+        ctx.watch.finish_follower(ctx.server.binlog_end, ctx.observed)
     ctx.observed.ledger_tables = list(ctx.outcome.ledger.tables())
     if ctx.sink is not None:
         _finish_sink(ctx, ctx.sink, say)
@@ -437,7 +434,11 @@ def _audit(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
     engine = ctx.outcome.aggregate.total.changes
     try:
         ctx.observed.audit = audit.perform(
-            dsn, ctx.server, ctx.observed.ledger_tables, engine, ctx.observed.heartbeats
+            dsn,
+            (ctx.server.binlog_start, ctx.server.binlog_end),
+            ctx.observed.ledger_tables,
+            engine,
+            ctx.observed.heartbeats,
         )
     except (binlog.BinlogError, database.DatabaseError) as exc:
         ctx.observed.audit = {"clean": False, "error": str(exc)}
@@ -497,6 +498,7 @@ def _write_ledger(ctx: RunContext, output: str) -> str | None:
 
 
 def _write(ctx: RunContext, output: str, say: Callable[[str], None]) -> bool:
+    ledger_path = _write_ledger(ctx, output)
     doc = results.build(
         ctx.plan,
         ctx.outcome,
@@ -504,19 +506,14 @@ def _write(ctx: RunContext, output: str, say: Callable[[str], None]) -> bool:
         started_at=ctx.started_at,
         environment=ctx.environment,
         rates=ctx.rates,
-        server=ctx.server,
+        server=ctx.server.document(),
         observed=ctx.observed,
+        ledger_file=os.path.basename(ledger_path) if ledger_path else None,
     )
-    if ctx.plan.thresholds:
-        doc["thresholds"] = thresholds.evaluate(dict(ctx.plan.thresholds), doc["summary"])
-        doc["thresholds_passed"] = all(c["pass"] for c in doc["thresholds"])
-        ctx.thresholds_passed = doc["thresholds_passed"]
+    ctx.thresholds_passed = doc.get("thresholds_passed", True)
     say(report.summary_table(doc))
     if ctx.plan.thresholds:
         say(thresholds.one_line(doc["thresholds"]))
-    ledger_path = _write_ledger(ctx, output)
-    if ledger_path:
-        doc["ledger"] = {"path": os.path.basename(ledger_path), "format": ledger.FORMAT}
     try:
         where = results.write(doc, output)
     except OSError as exc:

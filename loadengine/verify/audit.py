@@ -165,9 +165,12 @@ def _nonzero(changes: ChangeCounts) -> ChangeCounts:
     }
 
 
+Position = dict[str, Any]  # a binary-log position: {"file", "pos"} (and a GTID where known)
+
+
 def perform(
     dsn: Any,
-    server: dict[str, Any],
+    window: tuple[Position | None, Position | None],
     tables: list[tuple[str, TableLedger]],
     engine_changes: ChangeCounts,
     heartbeats_written: int | None,
@@ -175,7 +178,7 @@ def perform(
     """Read the run's window of the log from the server and ``compare`` (the only I/O)."""
     from loadengine.server import binlog, database
 
-    start, end = server.get("binlog_start"), server.get("binlog_end")
+    start, end = window
     if not start or not end:
         raise binlog.BinlogError("the results hold no binary-log window (binary log off?)")
     conn = database.connect(dsn)
@@ -237,7 +240,7 @@ def audit_file(path: str, dsn_text: str | None) -> dict[str, Any]:
     summary = doc["summary"]
     out = perform(
         parse_dsn(text),
-        doc["server"],
+        (doc["server"].get("binlog_start"), doc["server"].get("binlog_end")),
         tables,
         summary["changes_by_table"],
         summary.get("heartbeats"),

@@ -108,3 +108,18 @@ def test_no_waiting_and_no_reprint_when_every_shard_reports_on_time() -> None:
     done = [(3_100 * MS, ShardDone(0, False, 0)), (3_100 * MS, ShardDone(1, False, 0))]
     lines = lines_for(on_time + done)
     assert len(lines) == 3 and not any("WAITING" in ln for ln in lines)
+
+
+def test_failure_records_keep_their_shape() -> None:
+    """A reported failure lists its error class; a death always its exit code, pid and
+    generation (None where unknown), as the results file's failures[] always did."""
+    from loadengine.run.coordinator import ShardFailure
+
+    failed = ShardFailure(1, 2.5, "shard 1 failed: x: y", 10, error_class="x")
+    assert failed.document() == {
+        "shard": 1, "t_s": 2.5, "reason": "shard 1 failed: x: y", "last_changes": 10,
+        "error_class": "x",
+    }  # fmt: skip
+    died = ShardFailure(0, 3.0, "exited", 5, action="restarted", generation=0)
+    assert died.document()["exit_code"] is None and died.document()["generation"] == 0
+    assert "error_class" not in died.document() and "journal" not in died.document()
