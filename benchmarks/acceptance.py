@@ -23,7 +23,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loadengine.core.dsn import Dsn
-from loadengine.server import binlog, database, embedded, schema_admin
+from loadengine.server import binlog, database, embedded, queries, schema_admin
 
 CASES = {
     "2k": ["--target-cps", "2000", "--duration", "5", "--workers", "2", "--batch-size", "10"],
@@ -36,7 +36,7 @@ CASES = {
 def _binlog_total(d: Dsn, doc: dict) -> int:
     conn = database.connect(d)
     try:
-        logs = database.binary_logs(conn)
+        logs = queries.binary_logs(conn)
     finally:
         conn.close()
     counts = binlog.count_window(

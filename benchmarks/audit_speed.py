@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loadengine.core.dsn import Dsn
-from loadengine.server import binlog, database, embedded, schema_admin
+from loadengine.server import binlog, database, embedded, queries, schema_admin
 
 ROWS_PER_STATEMENT = 1000
 REPLICATION_LIMIT_S = 300
@@ -42,7 +42,7 @@ def write_window(
     """``events`` row events: half inserts of new customers, half updates of them."""
     conn = database.connect(d)
     try:
-        start = database.binlog_position(conn)
+        start = queries.binlog_position(conn)
         assert start is not None
         inserts = events // 2
         cur = conn.cursor()
@@ -63,7 +63,7 @@ def write_window(
             )
             conn.commit()
         cur.close()
-        end = database.binlog_position(conn)
+        end = queries.binlog_position(conn)
         assert end is not None
         return start, end
     finally:
@@ -189,7 +189,7 @@ def compare_replication(d: Dsn, start: dict[str, Any], end: dict[str, Any], n: i
 def logs_now(d: Dsn) -> list[str]:
     conn = database.connect(d)
     try:
-        return database.binary_logs(conn)
+        return queries.binary_logs(conn)
     finally:
         conn.close()
 

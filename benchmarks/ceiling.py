@@ -56,7 +56,7 @@ import raw_loop
 from results_md import RESULTS_MD, spread, write_section
 
 from loadengine.core.dsn import Dsn
-from loadengine.server import database, embedded, schema_admin
+from loadengine.server import database, embedded, queries, schema_admin
 
 ENGINE_CASES = {
     "insert100": ["--workers", "2", "--batch-size", "100", "--mix", "insert_customer=1"],
@@ -220,7 +220,7 @@ def markdown(report: dict) -> str:
 def environment(d: Dsn) -> dict:
     conn = database.connect(d)
     try:
-        env = database.server_environment(conn)
+        env = queries.server_environment(conn)
     finally:
         conn.close()
     env["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}

@@ -37,11 +37,11 @@ def read_config(path: str | None, version: str) -> properties.DebeziumServerConf
 
 def server_version(dsn: Dsn) -> tuple[str, str]:
     """The server's version and flavor (``mariadb`` or ``mysql``)."""
-    from loadengine.server import database
+    from loadengine.server import database, queries
 
     conn = database.connect(dsn)
     try:
-        env = database.server_environment(conn)
+        env = queries.server_environment(conn)
     finally:
         conn.close()
     return str(env.get("version", "")), str(env["flavor"])

@@ -25,8 +25,9 @@ from loadengine.core.plan import Resume, RunPlan, ShardPlan, window_boundaries
 from loadengine.core.schedule import NS_PER_S
 from loadengine.core.status import ABORTED, COMPLETED, FAILED, INTERRUPTED, Status
 from loadengine.core.stop import StopFlag
-from loadengine.run.report import SinkLive, live_line
+from loadengine.run.report import SinkLive
 from loadengine.run.resources import NodeUsage, ResourceSample, ShardUsage
+from loadengine.run.ticker import LiveTicker
 from loadengine.verify.ledger import LedgerBook
 
 START_LEAD_NS = 300_000_000  # common start this far after release, so every shard is waiting
@@ -34,7 +35,6 @@ READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 10.0
 POLL_S = 0.1  # longest wait for a message; ticks and exit checks are no finer than this
 EXIT_CHECK_NS = 100_000_000  # how often dead shard processes are looked for
-TICK_GRACE_NS = 200_000_000  # print a second's line this long after it ends (deltas in transit)
 MAX_RESTARTS_PER_SHARD = 3
 
 # (dead process's plan, second) -> its unreported committed work and where to resume
@@ -161,9 +161,7 @@ class Coordinator:
             backend=transport.name,
         )
         self._start_ns = 0
-        self._next_tick = 1
-        self._printed_upto_s = 0
-        self._printed_silent = False  # the last line printed waited for some shards
+        self.ticker = LiveTicker(plan, self.out, transport, sample, self.watch, emit)
 
     def run(self) -> Outcome:
         try:
@@ -356,28 +354,11 @@ class Coordinator:
             )
             self.emit(f"ABORTED: {self.out.reason}")
 
+    def _running(self) -> list[int]:
+        return [i for i in self._current if i not in self.out.done and i not in self._dead]
+
     def _tick(self) -> None:
-        """Print the live line for each log interval, once its seconds have been reported."""
-        interval_ns = int(self.plan.log_interval_s * NS_PER_S)
-        due_ns = self._next_tick * interval_ns + TICK_GRACE_NS
-        if self._elapsed_ns() < due_ns:
-            return
-        upto_s = min(self.plan.total_s, int(self._next_tick * interval_ns // NS_PER_S))
-        self._print_line(upto_s)
-        self._next_tick = (self._elapsed_ns() - TICK_GRACE_NS) // interval_ns + 1
+        self.ticker.tick(self._elapsed_ns(), self._running())
 
     def _final_tick(self) -> None:
-        reported = [s for s in self.out.aggregate.seconds if s < self.plan.total_s]
-        upto_s = max(reported) + 1 if reported else 0
-        if upto_s > self._printed_upto_s or (self._printed_silent and upto_s):
-            self._print_line(upto_s)  # a line that waited for shards is printed whole
-
-    def _print_line(self, upto_s: int) -> None:
-        sample = self.sample(self._elapsed_ns() / NS_PER_S, *self.transport.usage())
-        self.out.resources.append(sample)
-        server = self.watch.server_changes(upto_s - 1) if upto_s else None
-        running = (i for i in self._current if i not in self.out.done and i not in self._dead)
-        silence = self.out.aggregate.silent(running, upto_s)
-        sink = self.watch.sink_live(upto_s)
-        self.emit(live_line(self.plan, self.out.aggregate, upto_s, sample, server, silence, sink))
-        self._printed_upto_s, self._printed_silent = upto_s, silence is not None
+        self.ticker.final(self._elapsed_ns(), self._running())

@@ -19,7 +19,7 @@ from loadengine.core.status import (
 )
 from loadengine.run.context import RunContext, heartbeat_on
 from loadengine.run.resources import find_local_server_pid
-from loadengine.server import binlog, cdc, database, embedded, schema_admin
+from loadengine.server import binlog, cdc, database, embedded, queries, schema_admin
 from loadengine.server import watch as server_watch
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -104,17 +104,17 @@ def prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
         )
     conn = database.connect(dsn)
     try:
-        ctx.environment["server"] = database.server_environment(conn)
+        ctx.environment["server"] = queries.server_environment(conn)
         _check_packet(ctx)
         _check_cdc(ctx, say)
         if heartbeat_on(ctx.plan):
             server_watch.create_heartbeat(conn)
         c_first, o_first = schema_admin.first_free_keys(conn)
-        ctx.server.row_counters_before = database.row_change_counters(conn)
-        ctx.server.binlog_start = database.binlog_position(conn)
+        ctx.server.row_counters_before = queries.row_change_counters(conn)
+        ctx.server.binlog_start = queries.binlog_position(conn)
         pid = ctx.embedded_server.process.pid if ctx.embedded_server else None
         if pid is None and dsn.host in LOCAL_HOSTS:
-            pid = database.server_pid(conn) or find_local_server_pid(dsn.port)
+            pid = queries.server_pid(conn) or find_local_server_pid(dsn.port)
         ctx.server.pid = pid
     finally:
         conn.close()
@@ -130,13 +130,13 @@ def finish_server_facts(ctx: RunContext, dsn: Dsn) -> None:
         ctx.server.after_error = exc.error_class
         return
     try:
-        after = database.row_change_counters(conn)
+        after = queries.row_change_counters(conn)
         before = ctx.server.row_counters_before or {}
         ctx.server.row_counters_after = after
         delta = {k: after[k] - before.get(k, 0) for k in after}
         # counters reset when the server restarted mid-run: the delta means nothing then
         ctx.server.row_changes = None if any(v < 0 for v in delta.values()) else delta
-        ctx.server.binlog_end = database.binlog_position(conn)
+        ctx.server.binlog_end = queries.binlog_position(conn)
     finally:
         conn.close()
 

@@ -157,7 +157,7 @@ class WindowRead:
 def read_window(
     dsn: Dsn, start: dict[str, Any], end: dict[str, Any], all_logs: list[str], flavor: str
 ) -> WindowRead:
-    """Row events in ``dsn.database`` between two ``database.binlog_position`` results."""
+    """Row events in ``dsn.database`` between two ``queries.binlog_position`` results."""
     files = files_between(all_logs, str(start["file"]), str(end["file"]))
     if not files:
         raise BinlogError(f"binary log {start['file']} is no longer on the server (purged?)")

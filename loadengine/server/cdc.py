@@ -1,6 +1,6 @@
 """CDC readiness: could this server feed a change-data-capture pipeline? Pure.
 
-Reads the settings ``database.server_environment`` collected. Problems make CDC
+Reads the settings ``queries.server_environment`` collected. Problems make CDC
 impossible (no binary log, or rows not logged as full row images); notes are facts a CDC
 user should know but that do not stop a reader.
 """

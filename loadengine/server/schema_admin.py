@@ -7,7 +7,7 @@ from typing import Any
 
 from loadengine.core.dsn import Dsn
 from loadengine.core.schema import ALL_TABLES, DDL, FIRST_CUSTOMER_ID, FIRST_ORDER_NUMBER, SEED_ROWS
-from loadengine.server import database
+from loadengine.server import database, queries
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ def status(dsn: Dsn) -> SchemaStatus:
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
             (dsn.database,),
         )
-        have = {str(database.plain(r[0])) for r in rows}
+        have = {str(queries.plain(r[0])) for r in rows}
         present = tuple(t for t in ALL_TABLES if t in have)
         missing = tuple(t for t in ALL_TABLES if t not in have)
         counts = tuple(
@@ -66,7 +66,7 @@ def init(dsn: Dsn) -> SchemaStatus:
     try:
         database.execute(conn, f"CREATE DATABASE IF NOT EXISTS {_quote_ident(dsn.database)}")
         database.execute(conn, f"USE {_quote_ident(dsn.database)}")
-        have = {str(database.plain(r[0])) for r in database.query(conn, "SHOW TABLES")}
+        have = {str(queries.plain(r[0])) for r in database.query(conn, "SHOW TABLES")}
         for table, ddl, seed in zip(ALL_TABLES, DDL, SEED_ROWS, strict=True):
             if table in have:
                 continue

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadengine.core.dsn import Dsn
-from loadengine.server import database
+from loadengine.server import database, queries
 from loadengine.server.binlog import HEARTBEAT_TABLE
 
 TICK_NS = 100_000_000
@@ -109,7 +109,7 @@ class ServerWatch:
 
     def _sample(self, second: int) -> None:
         try:
-            source, counters = database.row_change_counters_with_source(self.conn)
+            source, counters = queries.row_change_counters_with_source(self.conn)
         except Exception:  # the server is away: this second stays unknown
             self.state.sample_errors += 1
             self._reconnect_quietly()

@@ -176,15 +176,15 @@ def perform(
     heartbeats_written: int | None,
 ) -> dict[str, Any]:
     """Read the run's window of the log from the server and ``compare`` (the only I/O)."""
-    from loadengine.server import binlog, database
+    from loadengine.server import binlog, database, queries
 
     start, end = window
     if not start or not end:
         raise binlog.BinlogError("the results hold no binary-log window (binary log off?)")
     conn = database.connect(dsn)
     try:
-        logs = database.binary_logs(conn)
-        flavor = database.server_environment(conn)["flavor"]
+        logs = queries.binary_logs(conn)
+        flavor = queries.server_environment(conn)["flavor"]
     finally:
         conn.close()
     read = binlog.read_window(dsn, start, end, logs, flavor)

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from loadengine.core.dsn import Dsn
-from loadengine.server import database, embedded, schema_admin
+from loadengine.server import database, embedded, queries, schema_admin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +137,7 @@ def window_text(d: Dsn, doc: dict) -> str:
     start, end = doc["server"]["binlog_start"], doc["server"]["binlog_end"]
     conn = database.connect(d)
     try:
-        logs = [f for f in database.binary_logs(conn) if start["file"] <= f <= end["file"]]
+        logs = [f for f in queries.binary_logs(conn) if start["file"] <= f <= end["file"]]
     finally:
         conn.close()
     return subprocess.run(

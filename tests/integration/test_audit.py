@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from loadengine.core.dsn import Dsn
-from loadengine.server import database
+from loadengine.server import database, queries
 from loadengine.verify import ledger
 from tests.integration.conftest import load_results, run_cli, run_load, window_text
 
@@ -186,7 +186,7 @@ def test_the_projects_cdc_config_passes_the_readiness_check(dsn: Dsn) -> None:
 
     conn = database.connect(dsn)
     try:
-        env = database.server_environment(conn)
+        env = queries.server_environment(conn)
     finally:
         conn.close()
     ready = cdc.readiness(env)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loadengine.core.dsn import Dsn
-from loadengine.server import binlog, database
+from loadengine.server import binlog, database, queries
 from tests.integration.conftest import load_results, run_load, table_counts
 
 pytestmark = pytest.mark.integration
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def _binlog_counts(d: Dsn, doc: dict) -> dict[str, dict[str, int]]:
     conn = database.connect(d)
     try:
-        logs = database.binary_logs(conn)
+        logs = queries.binary_logs(conn)
     finally:
         conn.close()
     return binlog.count_window(d, doc["server"]["binlog_start"], doc["server"]["binlog_end"], logs)
