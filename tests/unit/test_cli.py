@@ -255,3 +255,41 @@ def test_ray_backend_without_the_extra_names_the_install(tmp_path: Path) -> None
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip() == "error: --backend ray needs Ray: pip install 'loadengine[ray]'"
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--dsn", SAFE_DSN], "exactly one of --from-start and --resume"),
+        (["--dsn", SAFE_DSN, "--from-start", "--resume"], "exactly one of --from-start"),
+        (["--from-start"], "--dsn: required"),
+        (["--dsn", SAFE_DSN, "--from-start", "--inject-fault", "drop=0"], "drop=N or duplicate=N"),
+        (["--dsn", SAFE_DSN, "--from-start", "--config", "/nonexistent.properties"], "cannot read"),
+        (["--dsn", SAFE_DSN, "--from-start", "--interval", "0"], "--interval '0'"),
+    ],
+)
+def test_debezium_bad_input_exits_2_with_one_line(args: list[str], fragment: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadengine", "debezium", *args],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+
+
+def test_debezium_without_java_names_the_install(tmp_path: Path) -> None:
+    """No java on PATH: one line naming the package, exit 2, nothing started."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadengine", "debezium", "--dsn", SAFE_DSN, "--from-start"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: loadengine debezium needs Java 17: apt-get install openjdk-17-jre-headless"
+    ]
