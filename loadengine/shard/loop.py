@@ -39,18 +39,15 @@ from loadengine.core.workload import (
     OpSequence,
     Statement,
     build_batch,
-    commit_probe,
     insert_customers,
     insert_orders,
 )
-from loadengine.server.database import RETRYABLE_CLASSES, DatabaseError, is_connection_lost
+from loadengine.shard.commit import CommitPolicy
 from loadengine.shard.journal import Journal
 
 LATE_THRESHOLD_NS = 10_000_000  # a batch sent >= 10 ms after its intended time is "late"
 MAX_SLEEP_NS = 50_000_000  # re-check the stop flag at least every 50 ms
 SEED_CHUNK_ROWS = 500
-RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
-RETRY_BACKOFF_S = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 AHEAD_CHANGES = 512  # build transactions ahead up to this many changes...
 AHEAD_MAX_TXNS = 32  # ...and this many transactions
 
@@ -211,6 +208,7 @@ class ShardLoop:
         self.ahead: deque[Txn] = deque()
         self.ahead_max = ahead_txns(plan.batch_size, plan.on_overload)
         self.with_params = plan.protocol == "prepared"  # the text protocol sends only text
+        self.policy = CommitPolicy(plan, executor, self.counters, clock, stop)
         if plan.resume is not None:
             self._resume(plan.resume)
 
@@ -283,7 +281,7 @@ class ShardLoop:
         )
         txn = self._next_txn(number, n, behind)
         sent_ns = self.clock.now_ns()
-        rows = self._journaled(txn, self._commit(txn.stmts))
+        rows = self._journaled(txn, self.policy.commit(txn.stmts))
         self._book([(txn, intended_ns, sent_ns, self.clock.now_ns(), rows)])
 
     def _burst(self, start_ns: int, end_ns: int) -> None:
@@ -304,7 +302,7 @@ class ShardLoop:
             if intended > now:
                 break
             ahead.popleft()
-            rows = self._journaled(txn, self._commit(txn.stmts))
+            rows = self._journaled(txn, self.policy.commit(txn.stmts))
             sent.append((txn, intended, now, clock.now_ns(), rows))
             if rows is None:
                 break
@@ -375,74 +373,6 @@ class ShardLoop:
         if self.ahead:
             self.ops.rewind(self.ahead[0].ops_before)
             self.ahead.clear()
-
-    def _commit(self, stmts: list[Statement]) -> list[int] | None:
-        """Rows changed per statement once committed; None if it did not (or cannot be
-        known to have) committed. Retry policy: deadlock, lock wait timeout and a lost
-        connection are retried up to ``plan.retries`` times with backoff; anything else
-        (duplicate key, ...) fails the transaction at once. After a COMMIT whose
-        connection died, the outcome is looked up, never guessed."""
-        for attempt in range(self.plan.retries + 1):
-            if attempt:
-                self.counters.add_fault("retries")
-                self.clock.sleep_ns(int(RETRY_BACKOFF_S[min(attempt - 1, 5)] * NS_PER_S))
-            try:
-                return self.executor.run_transaction(stmts)
-            except DatabaseError as exc:
-                retry, rows = self._after_error(exc, stmts)
-            if not retry or self.stop():
-                return rows
-        return None
-
-    def _after_error(
-        self, exc: DatabaseError, stmts: list[Statement]
-    ) -> tuple[bool, list[int] | None]:
-        """(retry?, rows if it turned out committed) after a failed attempt."""
-        self.counters.add_error(exc.error_class)
-        lost = is_connection_lost(exc.error_class)
-        if not lost:
-            return exc.error_class in RETRYABLE_CLASSES, None
-        if not exc.in_commit:
-            return self._reconnect(), None
-        outcome = self._resolve(stmts) if self._reconnect() else "unknown"
-        if outcome == "committed":
-            return False, [st.rows for st in stmts]
-        if outcome == "unknown":
-            self.counters.add_fault("ambiguous_unresolved_changes", sum(st.rows for st in stmts))
-            return False, None
-        return True, None
-
-    def _resolve(self, stmts: list[Statement]) -> str:
-        """After reconnecting: did the in-doubt COMMIT take effect? ``committed``,
-        ``rolled_back`` (it may be retried) or ``unknown`` (nobody can tell)."""
-        probe = commit_probe(stmts, self.plan.keys)
-        if probe is None:
-            return "unknown"
-        while True:
-            try:
-                done = self.executor.committed(probe)
-            except DatabaseError as exc:
-                self.counters.add_error(exc.error_class)
-                if not is_connection_lost(exc.error_class) or not self._reconnect():
-                    return "unknown"
-                continue
-            outcome = "committed" if done else "rolled_back"
-            self.counters.add_fault(f"ambiguous_{outcome}")
-            return outcome
-
-    def _reconnect(self) -> bool:
-        """Reconnect with backoff until connected (True) or told to stop (False)."""
-        for attempt in range(1_000_000):
-            if self.stop():
-                return False
-            self.clock.sleep_ns(int(RECONNECT_BACKOFF_S[min(attempt, 4)] * NS_PER_S))
-            try:
-                self.executor.reconnect()
-                self.counters.reconnects += 1
-                return True
-            except DatabaseError as exc:
-                self.counters.add_error(exc.error_class)
-        return False
 
     def _backlog(self, elapsed_ns: int) -> int:
         if self.schedule is None:
