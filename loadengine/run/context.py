@@ -12,7 +12,7 @@ from loadengine.core.plan import RunPlan
 from loadengine.core.stop import StopFlag
 from loadengine.run import results, sink_follow
 from loadengine.run.coordinator import Outcome
-from loadengine.run.facts import ServerFacts
+from loadengine.run.facts import Environment, ServerFacts
 from loadengine.run.report import SinkLive
 from loadengine.server import binlog, embedded
 from loadengine.server import watch as server_watch
@@ -28,7 +28,7 @@ class RunContext:
     started_at: str
     stop: StopFlag
     outcome: Outcome = field(default_factory=Outcome)
-    environment: dict[str, Any] = field(default_factory=dict)
+    environment: Environment = field(default_factory=Environment)
     server: ServerFacts = field(default_factory=ServerFacts)
     rates: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     embedded_server: embedded.EmbeddedServer | None = None

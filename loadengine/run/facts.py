@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -25,3 +25,26 @@ class ServerFacts:
 
     def document(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class Environment:
+    """Where the run ran: versions, the driver that loaded, and the server's settings
+    (``queries.server_environment``: an open set, as ``SHOW VARIABLES`` gives them)."""
+
+    loadengine: str = ""
+    python: str = ""
+    platform: str = ""
+    cpu_count: int | None = None
+    driver: dict[str, str] = field(default_factory=dict)  # name, version, implementation
+    server: dict[str, Any] = field(default_factory=dict)  # empty until connected
+
+    @property
+    def flavor(self) -> str:
+        return str(self.server.get("flavor", "mariadb"))
+
+    def document(self) -> dict[str, Any]:
+        doc = asdict(self)
+        if not self.server:
+            del doc["server"]  # never connected: nothing to say
+        return doc

@@ -18,6 +18,7 @@ from loadengine.core.status import (
     RunError,
 )
 from loadengine.run.context import RunContext, heartbeat_on
+from loadengine.run.facts import Environment
 from loadengine.run.resources import find_local_server_pid
 from loadengine.server import binlog, cdc, database, embedded, queries, schema_admin
 from loadengine.server import watch as server_watch
@@ -25,15 +26,15 @@ from loadengine.server import watch as server_watch
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def environment(multiplexed: bool) -> dict[str, Any]:
+def environment(multiplexed: bool) -> Environment:
     drv = database.driver_info(multiplexed)
-    return {
-        "loadengine": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "driver": {"name": drv.name, "version": drv.version, "implementation": drv.implementation},
-    }
+    return Environment(
+        loadengine=__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        driver={"name": drv.name, "version": drv.version, "implementation": drv.implementation},
+    )
 
 
 def server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
@@ -55,7 +56,7 @@ def server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
 
 def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
     """Warn (one line) when the server could not feed CDC; refuse --audit/--follow-binlog."""
-    ready = cdc.readiness(ctx.environment["server"])
+    ready = cdc.readiness(ctx.environment.server)
     ctx.server.cdc = ready
     if ready["problems"]:
         say(f"WARNING: not CDC-ready: {cdc.one_line(ready)}")
@@ -75,14 +76,14 @@ def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
         say(f"note: {cdc.one_line(ready)}")
     if ctx.plan.audit or ctx.plan.follow_binlog:
         try:
-            binlog.reader(ctx.environment["server"].get("flavor", "mariadb"))
+            binlog.reader(ctx.environment.flavor)
         except binlog.BinlogError as exc:
             raise RunError(f"--audit/--follow-binlog: {exc}", Exit.USAGE) from None
 
 
 def _check_packet(ctx: RunContext) -> None:
     """Refuse a batch size whose transaction text could exceed the server's packet limit."""
-    limit = ctx.environment["server"].get("max_allowed_packet")
+    limit = ctx.environment.server.get("max_allowed_packet")
     batch = ctx.plan.batch_size
     need = workload.max_transaction_bytes(batch)
     if limit is not None and need > int(limit):
@@ -104,7 +105,7 @@ def prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
         )
     conn = database.connect(dsn)
     try:
-        ctx.environment["server"] = queries.server_environment(conn)
+        ctx.environment.server = queries.server_environment(conn)
         _check_packet(ctx)
         _check_cdc(ctx, say)
         if heartbeat_on(ctx.plan):
@@ -152,11 +153,11 @@ def banner(ctx: RunContext, dsn: Dsn) -> str:
             else "ramp " + "->".join(str(r) for r, _ in p.steps)
         )
     )
-    srv = env.get("server", {})
+    srv = env.server
     return (
         f"loadengine {__version__} run {ctx.run_id}: target {target} CPS, {p.duration_s}s"
         f" (+{p.warmup_s}s warmup), {p.workers} shards{_layout(p)}, batch {p.batch_size}, "
-        f"overload policy {p.on_overload}, driver {env['driver']['implementation']}, "
+        f"overload policy {p.on_overload}, driver {env.driver['implementation']}, "
         f"server {srv.get('version', '?')} binlog {srv.get('log_bin', '?')}/"
         f"{srv.get('binlog_format', '?')} at {dsn.redacted()}"
     )

@@ -108,7 +108,7 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
     backend = _backend(ctx)
     plans = [dataclasses.replace(p, journal_dir=ctx.work_dir) for p in plans]
     sampler = Sampler(ctx.server.pid)
-    flavor = ctx.environment.get("server", {}).get("flavor", "mariadb")
+    flavor = ctx.environment.flavor
     setup = sum(p.keys.seeded_customers + p.keys.seeded_orders for p in plans)
     ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.binlog_start, flavor, ctx.sink, setup)
     coord = Coordinator(

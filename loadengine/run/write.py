@@ -42,7 +42,7 @@ def write_results(ctx: RunContext, output: str, say: Callable[[str], None]) -> b
         ctx.outcome,
         run_id=ctx.run_id,
         started_at=ctx.started_at,
-        environment=ctx.environment,
+        environment=ctx.environment.document(),
         rates=ctx.rates,
         server=ctx.server.document(),
         observed=ctx.observed,
