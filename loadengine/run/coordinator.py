@@ -27,6 +27,7 @@ from loadengine.core.status import ABORTED, COMPLETED, FAILED, INTERRUPTED, Stat
 from loadengine.core.stop import StopFlag
 from loadengine.run.report import SinkLive
 from loadengine.run.resources import NodeUsage, ResourceSample, ShardUsage
+from loadengine.run.supervisor import ShardFailure, Supervisor
 from loadengine.run.ticker import LiveTicker
 from loadengine.verify.ledger import LedgerBook
 
@@ -34,8 +35,6 @@ START_LEAD_NS = 300_000_000  # common start this far after release, so every sha
 READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 10.0
 POLL_S = 0.1  # longest wait for a message; ticks and exit checks are no finer than this
-EXIT_CHECK_NS = 100_000_000  # how often dead shard processes are looked for
-MAX_RESTARTS_PER_SHARD = 3
 
 # (dead process's plan, second) -> its unreported committed work and where to resume
 # Recovery of a dead shard's unreported work: its plan, the second to book it to, what it
@@ -90,32 +89,6 @@ class NoWatch:
 
 
 @dataclass(slots=True)
-class ShardFailure:
-    """A shard that failed or died, as the results file's ``failures[]`` lists it."""
-
-    shard: int | None
-    t_s: float
-    reason: str
-    last_changes: int
-    error_class: str | None = None  # a shard that reported its failure
-    exit_code: int | None = None  # a shard process that died
-    pid: int | None = None
-    generation: int | None = None
-    recovered_changes: int | None = None
-    in_doubt: dict[str, int] | None = None
-    journal: str | None = None
-    action: str | None = None  # "restarted" or "run failed"
-
-    def document(self) -> dict[str, object]:
-        """A death (``action`` set) always lists exit code, pid and generation, None where
-        unknown (a Ray actor has no exit code); other fields only where they apply."""
-        doc = {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
-        if self.action is not None:
-            doc |= {"exit_code": self.exit_code, "pid": self.pid, "generation": self.generation}
-        return doc
-
-
-@dataclass(slots=True)
 class Outcome:
     """What happened, for ``results``: status, merged numbers and per-shard facts."""
 
@@ -151,9 +124,6 @@ class Coordinator:
         self.clock, self.stop, self.sample, self.emit = clock, stop, sample, emit
         self.watch = watch or NoWatch()
         self.recover = recover
-        self._current = {p.index: p for p in shard_plans}  # the live process's plan
-        self._dead: set[int] = set()
-        self._exits_checked_ns = 0  # when ``_check_exited`` last asked the transport
         spool = shard_plans[0].journal_dir if shard_plans else None
         self.out = Outcome(
             ledger=LedgerBook({p.index: p for p in shard_plans}, spool),
@@ -162,6 +132,10 @@ class Coordinator:
         )
         self._start_ns = 0
         self.ticker = LiveTicker(plan, self.out, transport, sample, self.watch, emit)
+        self.supervisor = Supervisor(
+            plan, shard_plans, transport, clock, stop, self.out, recover, emit,
+            self._handle, self._elapsed_ns, self._set_failed,
+        )  # fmt: skip
 
     def run(self) -> Outcome:
         try:
@@ -198,7 +172,7 @@ class Coordinator:
                 self._handle(msg)
             if self.out.status != COMPLETED:
                 return False
-            self._check_exited(set(self.out.ready))
+            self.supervisor.check_exited(set(self.out.ready))
         return True
 
     def _main_loop(self) -> None:
@@ -208,7 +182,7 @@ class Coordinator:
         while self._pending():
             for msg in self.transport.poll(POLL_S):
                 self._handle(msg)
-            self._check_exited(set(self.out.done))
+            self.supervisor.check_exited(set(self.out.done))
             now = self.clock.now_ns()
             if self.stop.is_set and self.out.status == COMPLETED:
                 self.out.status = INTERRUPTED
@@ -224,7 +198,7 @@ class Coordinator:
 
     def _pending(self) -> bool:
         """Some shard has neither reported done nor died."""
-        return len(self._dead.union(self.out.done)) < len(self.shard_plans)
+        return len(self.supervisor.dead.union(self.out.done)) < len(self.shard_plans)
 
     def _drain(self) -> None:
         """Collect messages still in transit after every shard reported done or failed."""
@@ -251,7 +225,7 @@ class Coordinator:
         elif isinstance(msg, ShardDone):
             self.out.done[msg.shard] = msg
         elif isinstance(msg, ShardFailed):
-            self._dead.add(msg.shard)
+            self.supervisor.dead.add(msg.shard)
             reason = f"shard {msg.shard} failed: {msg.error_class}: {msg.message}"
             self._fail(reason, msg.shard, msg.error_class)
 
@@ -263,83 +237,13 @@ class Coordinator:
                 shard, round(t_s, 3), reason, last.change_count if last else 0, error_class
             )
         )
+        self._set_failed(reason)
+
+    def _set_failed(self, reason: str) -> None:
+        """The run's first failure decides its status and reason."""
         if self.out.status == COMPLETED:
             self.out.status, self.out.reason = FAILED, reason
             self.emit(f"FAILED: {reason}")
-
-    def _check_exited(self, finished: set[int]) -> None:
-        """A shard process that exited without ``ShardDone`` has died: recover, then
-        restart or fail it under ``--on-shard-failure``. Looked at every
-        ``EXIT_CHECK_NS`` at most: the loop comes here after every batch of messages, and
-        with 64 shards asking each time took a fifth of the coordinator's active time."""
-        now = self.clock.now_ns()
-        if now - self._exits_checked_ns < EXIT_CHECK_NS:
-            return
-        self._exits_checked_ns = now
-        for shard, code in self.transport.exited().items():
-            if shard in finished or shard in self._dead:
-                continue
-            for msg in self.transport.poll(0.0):  # its last words may still be queued
-                self._handle(msg)
-            if shard not in self.out.done and shard not in self._dead:
-                self._shard_died(shard, code)
-
-    def _shard_died(self, shard: int, code: int | None) -> None:
-        plan = self._current[shard]
-        # the second its unreported work is booked to: now, but never past the run's end
-        elapsed_s = self._elapsed_ns() // NS_PER_S if self.out.started else 0
-        second = min(max(0, elapsed_s), max(0, self.plan.total_s - 1))
-        reason = f"shard {shard} process exited unexpectedly (exit code {code})"
-        last = self.out.aggregate.shards.get(shard)
-        record = ShardFailure(
-            shard,
-            round(max(0.0, self._elapsed_ns() / NS_PER_S), 3) if self.out.started else 0.0,
-            reason,
-            last.change_count if last else 0,
-            exit_code=code,
-            pid=self.transport.shard_pids().get(shard),
-            generation=plan.generation,
-        )
-        resume = None
-        if self.recover is not None and self.out.started:
-            if self.transport.settle(plan):
-                reported = self.out.aggregate.shards.get(shard, Bucket())
-                updates = {
-                    table: n
-                    for (index, table), n in self.out.ledger.update_counts.items()
-                    if index == shard
-                }
-                delta, resume = self.recover(plan, int(second), reported, updates)
-                self._handle(delta)
-                record.recovered_changes = delta.faults.get("recovered_changes", 0)
-                faults = delta.faults.items()
-                record.in_doubt = {k: v for k, v in faults if k.startswith("ambig")}
-            else:
-                record.journal = "unreachable (its node is gone): unreported work unknown"
-        if self._may_restart(plan, resume):
-            assert resume is not None
-            self._current[shard] = replace(plan, generation=plan.generation + 1, resume=resume)
-            self.transport.restart(self._current[shard])
-            record.action = "restarted"
-            self.out.failures.append(record)
-            self.emit(f"SHARD {shard} DIED ({reason}); restarted with the same keys")
-            return
-        record.action = "run failed"
-        self.out.failures.append(record)
-        self._dead.add(shard)
-        if self.out.status == COMPLETED:
-            self.out.status, self.out.reason = FAILED, reason
-            self.emit(f"FAILED: {reason}")
-
-    def _may_restart(self, plan: ShardPlan, resume: Resume | None) -> bool:
-        return (
-            self.plan.on_shard_failure == "restart"
-            and resume is not None
-            and plan.generation < MAX_RESTARTS_PER_SHARD
-            and self.out.status == COMPLETED
-            and not self.stop.is_set
-            and self._elapsed_ns() < self.plan.total_s * NS_PER_S
-        )
 
     def _check_overload(self, second: int) -> None:
         target = self.plan.target_at(second)
@@ -355,7 +259,7 @@ class Coordinator:
             self.emit(f"ABORTED: {self.out.reason}")
 
     def _running(self) -> list[int]:
-        return [i for i in self._current if i not in self.out.done and i not in self._dead]
+        return self.supervisor.running()
 
     def _tick(self) -> None:
         self.ticker.tick(self._elapsed_ns(), self._running())

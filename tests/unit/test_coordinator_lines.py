@@ -113,7 +113,7 @@ def test_no_waiting_and_no_reprint_when_every_shard_reports_on_time() -> None:
 def test_failure_records_keep_their_shape() -> None:
     """A reported failure lists its error class; a death always its exit code, pid and
     generation (None where unknown), as the results file's failures[] always did."""
-    from loadengine.run.coordinator import ShardFailure
+    from loadengine.run.supervisor import ShardFailure
 
     failed = ShardFailure(1, 2.5, "shard 1 failed: x: y", 10, error_class="x")
     assert failed.document() == {
