@@ -88,8 +88,8 @@ def _check_packet(ctx: RunContext) -> None:
     need = workload.max_transaction_bytes(batch)
     if limit is not None and need > int(limit):
         raise RunError(
-            f"--batch-size {batch}: one transaction can take up to {need:_} bytes, above the "
-            f"server's max_allowed_packet of {int(limit):_}; lower --batch-size or raise "
+            f"--batch-size {batch}: one transaction can take up to {need:,} bytes, above the "
+            f"server's max_allowed_packet of {int(limit):,}; lower --batch-size or raise "
             "max_allowed_packet",
             Exit.USAGE,
         )

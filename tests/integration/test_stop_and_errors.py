@@ -238,3 +238,30 @@ def orjson_loads_tail(stderr: str) -> dict:
 
     start = stderr.index("{")
     return orjson.loads(stderr[start:])
+
+
+def test_batch_too_big_for_max_allowed_packet_is_refused_at_connect(
+    own_server, tmp_path: Path
+) -> None:
+    """A transaction of 20,000 changes can take ~1.9 MB of text: against a server whose
+    max_allowed_packet is 1 MiB the run stops at connect, exit 2, one line, no shard."""
+    conn = database.connect(own_server.dsn())
+    try:
+        database.execute(conn, "SET GLOBAL max_allowed_packet = 1048576")
+    finally:
+        conn.close()
+    out = tmp_path / "r.json"
+    proc = run_cli(
+        "run", "--dsn", own_server.dsn().to_url(), "--batch-size", "20000",
+        "--target-cps", "20000", "--duration", "1", "--output", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--batch-size 20000: one transaction can take up to" in proc.stdout
+    assert "max_allowed_packet of 1,048,576" in proc.stdout
+    assert load_results(out)["summary"]["changes"] == 0
+    # the same batch within the limit is accepted: the check is not a blanket refusal
+    proc = run_cli(
+        "run", "--dsn", own_server.dsn().to_url(), "--batch-size", "5000",
+        "--target-cps", "5000", "--duration", "1", "--output", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
