@@ -31,6 +31,25 @@ def queue_depths() -> dict[str, int]:
         conn.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def purge_the_consumers_queues_afterwards() -> Iterator[None]:
+    """Nobody consumes the compose layout's queues here: empty them when done, so that
+    test runs do not pile messages up in the machine's broker."""
+    yield
+    import orjson
+    import pika
+
+    from loadengine import data
+
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP))
+    try:
+        ch = conn.channel()
+        for q in orjson.loads(data.rabbitmq_definitions())["queues"]:
+            ch.queue_purge(q["name"])
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[ReferencePipeline]:
     with ReferencePipeline(AMQP) as p:

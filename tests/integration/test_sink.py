@@ -161,3 +161,13 @@ def test_sink_check_faithful_then_dropped_duplicated_reordered(dsn: Dsn, tmp_pat
     assert (res["lost"], res["redelivered"], res["out_of_order"]) == (7, 5, 1)
     assert res["duplicated"] == 0 and res["extra"] == 0 and "PROBLEMS" in text
     assert len(res["examples"]["missing"]) == 7 and len(res["examples"]["redelivered"]) == 5
+    _delete_queues(prefix)
+
+
+def _delete_queues(prefix: str) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP))
+    for table in COLUMNS:
+        conn.channel().queue_delete(queue=prefix + table)
+    conn.close()
