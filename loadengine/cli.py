@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from loadengine.core import stop as stop_module
-from loadengine.core.dsn import DsnError, parse_dsn
+from loadengine.core.dsn import DEFAULT_AMQP_URL, DsnError, parse_dsn
 from loadengine.core.status import Exit, RunError, exit_for_signal
 from loadengine.core.stop import StopFlag
 from loadengine.pipeline import commands as pipeline_commands
@@ -191,9 +191,7 @@ def report_cmd(
 @app.command("sink-check")
 def sink_check_cmd(
     results_file: Annotated[str, typer.Argument(help="The run's results file (ledger beside it)")],
-    amqp_url: Annotated[
-        str, typer.Option(help="RabbitMQ URL")
-    ] = "amqp://guest:guest@127.0.0.1:5672/%2F",
+    amqp_url: Annotated[str, typer.Option(help="RabbitMQ URL")] = DEFAULT_AMQP_URL,
     queue_prefix: Annotated[
         str, typer.Option(help="Queue = prefix + table")
     ] = "inventory.inventory.",

@@ -15,6 +15,11 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
 
+# The local RabbitMQ as its packages install it (guest may only log in from localhost): the
+# default sink of sink-check, run --sink's examples and the reference pipeline.
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
 class DsnError(ValueError):
     """A DSN that cannot be parsed; the message names what is allowed, never the password."""
 

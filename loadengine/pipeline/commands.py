@@ -14,10 +14,8 @@ from typing import Annotated
 
 import typer
 
-from loadengine.core.dsn import parse_dsn
+from loadengine.core.dsn import DEFAULT_AMQP_URL, parse_dsn
 from loadengine.core.status import Exit, RunError
-
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def _say(line: str) -> None:
@@ -26,7 +24,7 @@ def _say(line: str) -> None:
 
 def debezium_cmd(
     dsn: Annotated[str | None, typer.Option(help="The source server (or LOADENGINE_DSN)")] = None,
-    amqp: Annotated[str, typer.Option(help="RabbitMQ URL to publish to")] = DEFAULT_AMQP,
+    amqp: Annotated[str, typer.Option(help="RabbitMQ URL to publish to")] = DEFAULT_AMQP_URL,
     config: Annotated[
         str | None,
         typer.Option(help="Debezium Server application.properties (default: the compose one)"),
@@ -72,7 +70,7 @@ def debezium_cmd(
     state = Path(state_dir)
     try:
         plan = setup.build_plan(
-            cfg, target, setup.server_version(target), amqp, state, seconds, fault, declare
+            cfg, target, setup.server_identity(target), amqp, state, seconds, fault, declare
         )
         debezium.prepare_state(state, from_start)
     except debezium.DebeziumError as exc:
@@ -128,7 +126,7 @@ def pipeline_cmd(
     duration: Annotated[str, typer.Option(help="Measured seconds")] = "15",
     workers: Annotated[str, typer.Option(help="Shards")] = "2",
     batch_size: Annotated[str, typer.Option(help="Changes per transaction")] = "10",
-    amqp: Annotated[str, typer.Option(help="RabbitMQ to publish to and follow")] = DEFAULT_AMQP,
+    amqp: Annotated[str, typer.Option(help="RabbitMQ to publish to and follow")] = DEFAULT_AMQP_URL,
     output: Annotated[str | None, typer.Option(help="Results file")] = None,
     max_e2e_lag_ms: Annotated[str | None, typer.Option(help="Threshold: e2e lag p99")] = None,
 ) -> None:

@@ -143,9 +143,9 @@ class Publisher:
         import pika
 
         sink, fault = self.plan.config.sink, self.plan.fault
+        props = pika.BasicProperties(delivery_mode=sink.delivery_mode, headers={})
         out = []
         for destination, key, value in events:
-            props = pika.BasicProperties(delivery_mode=sink.delivery_mode, headers={})
             body = (value if value is not None else sink.null_value).encode()
             exchange = sink.exchange_for(destination)
             route = sink.routing_key_for(destination, key)

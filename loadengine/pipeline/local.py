@@ -16,12 +16,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from loadengine.core.dsn import Dsn
+from loadengine.core.dsn import DEFAULT_AMQP_URL, Dsn
 from loadengine.pipeline.debezium import DebeziumError
 from loadengine.pipeline.setup import MARIADB_VERSION_FOR_DEBEZIUM
 from loadengine.server import embedded, schema_admin
 
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 READY_TIMEOUT_S = 60.0
 
 
@@ -29,7 +28,7 @@ class ReferencePipeline:
     """``with ReferencePipeline() as p:`` a server at ``p.dsn`` whose changes Debezium
     publishes to ``p.amqp``. ``kill_debezium`` / ``start_debezium`` make outages."""
 
-    def __init__(self, amqp: str = DEFAULT_AMQP, inject_fault: str | None = None) -> None:
+    def __init__(self, amqp: str = DEFAULT_AMQP_URL, inject_fault: str | None = None) -> None:
         self.amqp, self.inject_fault = amqp, inject_fault
         self.state_dir = Path(tempfile.mkdtemp(prefix="loadengine-debezium-"))
         self.server: embedded.EmbeddedServer | None = None

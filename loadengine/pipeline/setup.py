@@ -35,7 +35,7 @@ def read_config(path: str | None, version: str) -> properties.DebeziumServerConf
     return properties.from_properties(properties.parse(text, path), version, path)
 
 
-def server_version(dsn: Dsn) -> tuple[str, str]:
+def server_identity(dsn: Dsn) -> tuple[str, str]:
     """The server's version and flavor (``mariadb`` or ``mysql``)."""
     from loadengine.server import database, queries
 
@@ -68,7 +68,7 @@ def jdbc_for(version: str, flavor: str) -> tuple[dict[str, str], tuple[str, ...]
 def build_plan(
     config: properties.DebeziumServerConfig,
     dsn: Dsn,
-    version: tuple[str, str],
+    server: tuple[str, str],
     amqp_url: str,
     state_dir: Path,
     interval_s: float,
@@ -77,7 +77,7 @@ def build_plan(
 ) -> debezium.DebeziumPlan:
     if dsn.unix_socket or not dsn.host:
         raise debezium.DebeziumError("--dsn: Debezium connects over TCP; give host:port")
-    jdbc, classpath = jdbc_for(*version)
+    jdbc, classpath = jdbc_for(*server)
     engine = {
         **config.source,
         "database.hostname": dsn.host,

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from loadengine.core.dsn import DEFAULT_AMQP_URL
 from loadengine.core.status import JUDGED, Exit
 from loadengine.settings import PROFILE_EXTRA_KEYS, PROFILE_KEYS, SettingsError, load_toml
 from loadengine.tools import compare
@@ -38,7 +39,7 @@ SCENARIO_KEYS = {
     "quick_steps",
     "pipeline",
 }
-DEFAULT_SINK = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
 SEARCH_KEYS = {"start_cps", "max_cps", "factor", "resolution", "max_trials", "quick_max_trials"}
 
 
@@ -152,7 +153,7 @@ class SuiteRunner:
         server, a real Debezium, RabbitMQ), followed at the sink."""
         from loadengine.pipeline.local import ReferencePipeline
 
-        sink = str(scenario_profile(self.suite, sc, self.quick).get("sink") or DEFAULT_SINK)
+        sink = str(scenario_profile(self.suite, sc, self.quick).get("sink") or DEFAULT_AMQP_URL)
         saved = self.env
         with ReferencePipeline(sink) as pipe:
             self.say(f"== {sc['name']}: reference pipeline on {pipe.dsn.redacted()}")

@@ -40,7 +40,8 @@ class Follower:
 
     def __init__(self, plan: SinkPlan, pipe: Connection) -> None:
         self.plan, self.pipe = plan, pipe
-        self.check = SinkCheck(origin_us=2**62)  # until the run starts: second -1
+        # until the run starts: second -1; message age is sink-check's, not the run's
+        self.check = SinkCheck(origin_us=2**62, age_us=None)
         self.consumer = Consumer(plan.url, self.check.add, plan.prefetch, plan.ack_every)
         self.reconnects: list[float] = []
         self.sent_second = -1  # the next run second to report
@@ -127,7 +128,7 @@ def follower_main(plan: SinkPlan, pipe: Connection) -> None:
     try:
         follower.open()
     except Exception as exc:
-        pipe.send(SinkFinal((), 0, 0, (), 0, 0, 0, 0, 0, 0, (), None, f"{type(exc).__name__}"))
+        pipe.send(follower.final(type(exc).__name__))
         return
     pipe.send(SinkBound(plan.tap_queue))
     error = None

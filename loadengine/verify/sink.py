@@ -61,7 +61,8 @@ class SinkCheck:
     current_second: int = -1
     second_ends_us: int = 0  # when ``current_second`` ends (unix µs)
     lag_us: list[tuple[int, int]] = field(default_factory=list)  # (second received, lag)
-    age_us: list[int] = field(default_factory=list)  # receive time - source.ts_us
+    age_us: list[int] | None = field(default_factory=list)  # receive time - source.ts_us
+    # (None: not kept; the live follower reports lag, and a list per message would grow)
     examples: dict[str, list[str]] = field(
         default_factory=lambda: {"out_of_order": [], "redelivered": []}
     )
@@ -146,7 +147,7 @@ class SinkCheck:
             self._next_second(received_us)
         self.changes_by_second[self.current_second] += 1
         ts_us = sget("ts_us")
-        if ts_us:
+        if ts_us and self.age_us is not None:
             self.age_us.append(received_us - ts_us)
         last = self.last_mark.get(table)
         if last is None:

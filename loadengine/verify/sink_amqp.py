@@ -22,10 +22,11 @@ from typing import Any
 
 import orjson
 
+from loadengine.core.dsn import DEFAULT_AMQP_URL
 from loadengine.verify import ledger
 from loadengine.verify.sink import SinkCheck, lag_summary_ms, verdict
 
-DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_URL = DEFAULT_AMQP_URL
 TAP_EXPIRES_MS = 600_000  # an abandoned tap queue (a crashed run) is deleted by RabbitMQ
 
 
@@ -82,15 +83,13 @@ class Consumer:
         self.last_tag = method.delivery_tag
         self.unacked += 1
         if self.unacked >= self.ack_every:
-            channel.basic_ack(self.last_tag, multiple=True)
-            self.unacked = 0
-            self.last_message_s = monotonic()
+            self.flush_acks()
 
     def flush_acks(self) -> None:
         if self.unacked:
             self.channel.basic_ack(self.last_tag, multiple=True)
             self.unacked = 0
-            self.last_message_s = time.monotonic()
+            self.last_message_s = monotonic()
 
     def pump(self, seconds: float) -> None:
         """Deliver what arrives for ``seconds``, then acknowledge it."""
@@ -163,7 +162,7 @@ def run(
         "snapshot_reads": check.snapshot_reads,
         "undecodable": check.undecodable,
         "heartbeats": check.heartbeats,
-        "age_ms": lag_summary_ms(check.age_us),
+        "age_ms": lag_summary_ms(check.age_us or []),
         "e2e_lag_ms": lag_summary_ms([lag for _, lag in check.lag_us]),
         "queues": queues,
         "run_id": doc.get("run_id"),
