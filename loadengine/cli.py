@@ -17,7 +17,14 @@ from loadengine.core.dsn import DEFAULT_AMQP_URL, DsnError, parse_dsn
 from loadengine.core.status import Exit, RunError, exit_for_signal
 from loadengine.core.stop import StopFlag
 from loadengine.pipeline import commands as pipeline_commands
-from loadengine.settings import FIELDS, MAX_TARGET_CPS, Field, SettingsError, resolve
+from loadengine.settings import (
+    FIELDS,
+    MAX_TARGET_CPS,
+    Field,
+    SettingsError,
+    load_workload,
+    resolve,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -26,7 +33,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Drive a precise rate of row changes per second into MySQL/MariaDB.",
 )
-schema_app = typer.Typer(no_args_is_help=True, help="Manage the inventory schema.")
+schema_app = typer.Typer(
+    no_args_is_help=True, help="Manage a workload's tables (the inventory's by default)."
+)
 app.add_typer(schema_app, name="schema")
 
 Opt = Annotated[str | None, typer.Option()]
@@ -277,13 +286,15 @@ def _schema_dsn(dsn: str | None) -> str:
     return text
 
 
-def _schema(action: str, dsn: str | None) -> None:
+def _schema(action: str, dsn: str | None, workload: str | None) -> None:
     from loadengine.server import schema_admin
     from loadengine.server.database import DatabaseError
 
+    name = workload or os.environ.get("LOADENGINE_WORKLOAD") or "inventory"
+    spec = load_workload(name)
     target = parse_dsn(_schema_dsn(dsn))
     try:
-        status = getattr(schema_admin, action)(target)
+        status = getattr(schema_admin, action)(target, None if spec.native else spec)
     except DatabaseError as exc:
         print(f"error: {target.redacted()}: {exc.error_class}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
@@ -294,22 +305,34 @@ def _schema(action: str, dsn: str | None) -> None:
         raise typer.Exit(1)
 
 
+WorkloadOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--workload",
+        help="whose tables: a built-in workload or a spec file (default inventory; "
+        "also LOADENGINE_WORKLOAD)",
+    ),
+]
+
+
 @schema_app.command("init")
-def schema_init(dsn: Opt = None) -> None:
-    """Create the database (if missing) and the inventory tables with Debezium's rows."""
-    _schema("init", dsn)
+def schema_init(dsn: Opt = None, workload: WorkloadOpt = None) -> None:
+    """Create the database (if missing) and the workload's tables (the inventory's with
+    Debezium's rows by default)."""
+    _schema("init", dsn, workload)
 
 
 @schema_app.command("reset")
-def schema_reset(dsn: Opt = None) -> None:
-    """Drop and recreate the inventory tables."""
-    _schema("reset", dsn)
+def schema_reset(dsn: Opt = None, workload: WorkloadOpt = None) -> None:
+    """Drop and recreate the workload's tables."""
+    _schema("reset", dsn, workload)
 
 
 @schema_app.command("status")
-def schema_status(dsn: Opt = None) -> None:
-    """Show whether the schema is present, and row counts (exit 1 when missing)."""
-    _schema("status", dsn)
+def schema_status(dsn: Opt = None, workload: WorkloadOpt = None) -> None:
+    """Show whether the workload's tables are present, and row counts (exit 1 when
+    missing)."""
+    _schema("status", dsn, workload)
 
 
 app.command("debezium")(pipeline_commands.debezium_cmd)

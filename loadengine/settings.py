@@ -27,6 +27,8 @@ from loadengine.core.plan import (
     SHARD_FAILURE_POLICIES,
     RunPlan,
 )
+from loadengine.core.spec import SpecError, WorkloadSpec
+from loadengine.core.spec import parse as parse_spec
 
 # Each shard is one synchronous connection, so a commit stall (fsync of binlog + redo)
 # blocks it; at least 4 shards keep commits in flight for group commit even on 2 cores
@@ -151,6 +153,15 @@ FIELDS: tuple[Field, ...] = (
         "operation weights op=w,... of insert_customer, insert_order, update_customer, "
         "update_order (default 20/30/20/30)",
         "weights >= 0, not all 0, each operation once",
+    ),
+    Field(
+        "workload",
+        "--workload",
+        ("LOADENGINE_WORKLOAD",),
+        "inventory",
+        "what the load writes: a built-in workload or a workload spec file (TOML, "
+        "docs/workloads.md)",
+        "inventory, inventory-full, large-rows, ddl, payments, or a .toml file",
     ),
     Field(
         "seed",
@@ -413,7 +424,19 @@ def parse_target(value: Any, flag: str = "--target-cps") -> int | None:
     return _int(flag, value, 1, f"from 1 to {MAX_TARGET_CPS:,}, or 'max'", MAX_TARGET_CPS)
 
 
-def parse_mix(value: Any, flag: str = "--mix") -> tuple[tuple[str, int], ...]:
+def load_workload(name_or_path: str, flag: str = "--workload") -> WorkloadSpec:
+    """A workload spec by built-in name (``loadengine/data/workloads``) or path, checked
+    (``core.spec``); any problem is one ``SettingsError`` line."""
+    name, table = load_toml(flag, str(name_or_path), "workloads")
+    try:
+        return parse_spec(name, table)
+    except SpecError as exc:
+        raise SettingsError(f"{flag} {name_or_path!r}: {exc}") from None
+
+
+def parse_mix(
+    value: Any, flag: str = "--mix", allowed: tuple[str, ...] = OPERATIONS
+) -> tuple[tuple[str, int], ...]:
     """``op=weight,...`` (or a TOML table) -> ordered (op, weight) pairs."""
     items = (
         value.items()
@@ -427,16 +450,14 @@ def parse_mix(value: Any, flag: str = "--mix") -> tuple[tuple[str, int], ...]:
     weights: dict[str, int] = {}
     for raw_op, w in items:
         op = str(raw_op).strip()
-        if op not in OPERATIONS:
-            raise SettingsError(
-                f"{flag}: unknown operation {op!r}; allowed: {', '.join(OPERATIONS)}"
-            )
+        if op not in allowed:
+            raise SettingsError(f"{flag}: unknown operation {op!r}; allowed: {', '.join(allowed)}")
         if op in weights:
             raise SettingsError(f"{flag} {value!r}: {op} given twice; give each operation once")
         weights[op] = _int(f"{flag} {op}", w, 0, ">= 0")
     if sum(weights.values()) == 0:
         raise SettingsError(f"{flag} {value!r}: weights sum to 0; at least one must be > 0")
-    return tuple((op, weights[op]) for op in OPERATIONS if op in weights)
+    return tuple((op, weights[op]) for op in allowed if op in weights)
 
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -661,7 +682,7 @@ def _thresholds(values: dict[str, Any], fl: Any) -> tuple[tuple[str, float], ...
     return tuple(out)
 
 
-def _finish(
+def _finish(  # noqa: C901 - one check per setting
     values: dict[str, Any],
     sources: dict[str, str],
     steps: tuple[tuple[int, int], ...],
@@ -713,6 +734,12 @@ def _finish(
             parse_dsn(str(dsn))
         except DsnError as exc:
             raise SettingsError(str(exc)) from None
+    spec = load_workload(str(values["workload"]), fl("workload"))
+    if not spec.native and protocol == "prepared":
+        raise SettingsError(
+            f"{fl('protocol')} prepared: only with the inventory workload (a spec workload's "
+            f"statements are literal text); use --protocol text with {spec.name!r}"
+        )
     return RunPlan(
         steps=steps,
         duration_s=duration,
@@ -728,7 +755,9 @@ def _finish(
         log_interval_s=parse_float(
             fl("log_interval_s"), values["log_interval_s"], 0.1, MAX_LOG_INTERVAL_S
         ),
-        mix=DEFAULT_MIX if values["mix"] is None else parse_mix(values["mix"], fl("mix")),
+        mix=_mix(values["mix"], spec, fl("mix")),
+        workload=str(values["workload"]),
+        spec=None if spec.name == "inventory" and spec.native and spec.ddl is None else spec,
         seed=_int(fl("seed"), values["seed"], 0, "from 0 to 2**63-1", MAX_SEED),
         on_overload=on_overload,
         dsn=None if dsn is None else str(dsn),
@@ -747,6 +776,17 @@ def _finish(
         multiplex=multiplex,
         sources=tuple(sorted(sources.items())),
     )
+
+
+def _mix(raw: Any, spec: WorkloadSpec, flag: str) -> tuple[tuple[str, int], ...]:
+    """The inventory's operation weights (``--mix``), or a spec's, which ``--mix`` may
+    override by operation name."""
+    if spec.native:
+        return DEFAULT_MIX if raw is None else parse_mix(raw, flag)
+    if raw is None:
+        return spec.mix
+    given = dict(parse_mix(raw, flag, tuple(o.name for o in spec.operations)))
+    return tuple((o.name, given.get(o.name, 0)) for o in spec.operations)
 
 
 def _sink(values: dict[str, Any], fl: Callable[[str], str]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Count fields are deltas since the shard's previous ``ShardDelta``, so merging is
 ``changes`` maps table -> kind ("insert", "update", "delete") -> committed row changes.
 Histograms map a ``histogram`` bucket to a count (see ``loadengine.histogram``).
 ``updated_keys`` maps table -> the key indices ``k`` (see ``plan.KeySpace``) of rows updated
-by committed transactions, as little-endian uint32 bytes: the change ledger's raw input.
+by committed transactions, as little-endian uint32 bytes: the change ledger's raw input;
+``deleted_keys`` the same for rows deleted.
 Inserted keys need no list: a shard inserts its keys in order, so counts say which.
 """
 
@@ -59,6 +60,7 @@ class ShardDelta:
     service_us: dict[int, int] = field(default_factory=dict)
     updated_keys: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)  # see shard.ShardLoop._commit
+    deleted_keys: dict[str, bytes] = field(default_factory=dict)  # as updated_keys, deletes
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loadengine.core.spec import WorkloadSpec
+
 OPERATIONS: tuple[str, ...] = ("insert_customer", "insert_order", "update_customer", "update_order")
 OVERLOAD_POLICIES: tuple[str, ...] = ("catch-up", "drop", "abort")
 SHARD_FAILURE_POLICIES: tuple[str, ...] = ("abort", "restart")
@@ -59,6 +61,8 @@ class RunPlan:
     sink_timeout_s: float = 60.0  # after the load, how long to wait for the sink to catch up
     sink_exchange: str = "inventory"
     sink_topic_prefix: str = "inventory.inventory."
+    workload: str = "inventory"  # the workload's name (built-in) or spec file
+    spec: WorkloadSpec | None = None  # None: the inventory workload, without DDL
 
     @property
     def total_s(self) -> int:
@@ -105,6 +109,20 @@ class KeySpace:
     stride: int
     seeded_customers: int
     seeded_orders: int
+    spec_tables: tuple[tuple[str, int, int], ...] = ()  # spec workloads: (table, first, seeded)
+
+    def tables(self) -> tuple[tuple[str, int, int], ...]:
+        """(table, first key, seeded rows) of every table the shard writes."""
+        if self.spec_tables:
+            return self.spec_tables
+        return (
+            ("customers", self.customer_first, self.seeded_customers),
+            ("orders", self.order_first, self.seeded_orders),
+        )
+
+    @property
+    def seeded_total(self) -> int:
+        return sum(seeded for _, _, seeded in self.tables())
 
     def customer_id(self, k: int) -> int:
         return self.customer_first + self.index + k * self.stride
@@ -121,6 +139,8 @@ class Resume:
     batch: int
     customers: int
     orders: int
+    counts: tuple[int, ...] = ()  # spec workloads: keys allocated per table, seed included
+    gone: tuple[tuple[int, ...], ...] = ()  # spec workloads: key indices deleted, per table
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +167,7 @@ class ShardPlan:
     generation: int = 0  # 0 for the first process of a shard, +1 per restart
     resume: Resume | None = None
     phase: float = 0.0  # index/count: staggers the shards' batches (see schedule)
+    spec: WorkloadSpec | None = None  # a spec workload (builder "spec"); None: inventory
 
 
 def window_boundaries(plan: RunPlan) -> tuple[int, ...]:
@@ -190,10 +211,30 @@ def needs_seed(mix: tuple[tuple[str, int], ...]) -> tuple[bool, bool]:
     return customers, orders
 
 
+def spec_seed_rows(spec: WorkloadSpec, batch_size: int) -> dict[str, int]:
+    """Rows seeded per shard and table of a spec workload: as the spec says, else the
+    engine's rule (``seed_rows_per_shard``) for a table that is updated, deleted from or
+    referenced, and none for a table only inserted into."""
+    picked = {o.table for o in spec.operations if o.kind in ("update", "delete")}
+    picked |= {c.gen.ref for t in spec.tables for c in t.columns if c.gen.kind == "ref"}
+    return {
+        t.name: t.seed_rows
+        if t.seed_rows is not None
+        else (seed_rows_per_shard(batch_size) if t.name in picked else 0)
+        for t in spec.tables
+    }
+
+
 def shard_plans(
-    plan: RunPlan, dsn: str, customer_first: int, order_first: int, run_token: str
+    plan: RunPlan,
+    dsn: str,
+    customer_first: int,
+    order_first: int,
+    run_token: str,
+    spec_firsts: dict[str, int] | None = None,
 ) -> list[ShardPlan]:
-    """Split a run plan into one ShardPlan per worker. ``*_first`` are the lowest free keys.
+    """Split a run plan into one ShardPlan per worker. ``*_first`` are the lowest free keys
+    (``spec_firsts`` per table for a spec workload).
 
     Every step's rate is split exactly, so at every moment the shards' rates sum to the
     plan's rate.
@@ -202,6 +243,15 @@ def shard_plans(
     per_step = [split_rate(rate, plan.workers) for rate, _ in steps]
     seed_c, seed_o = needs_seed(plan.mix)
     seeded = seed_rows_per_shard(plan.batch_size)
+    spec = plan.spec if plan.spec is not None and not plan.spec.native else None
+    spec_tables: tuple[tuple[str, int, int], ...] = ()
+    if spec is not None:
+        seeds = spec_seed_rows(spec, plan.batch_size)
+        firsts = spec_firsts or {}
+        spec_tables = tuple(
+            (t.name, firsts.get(t.name, t.first_key), seeds[t.name]) for t in spec.tables
+        )
+        seed_c = seed_o = False
     out = []
     for i in range(plan.workers):
         keys = KeySpace(
@@ -211,6 +261,7 @@ def shard_plans(
             stride=plan.workers,
             seeded_customers=seeded if seed_c else 0,
             seeded_orders=seeded if seed_o else 0,
+            spec_tables=spec_tables,
         )
         out.append(
             ShardPlan(
@@ -230,6 +281,7 @@ def shard_plans(
                 retries=plan.retries,
                 protocol=plan.protocol,
                 phase=i / plan.workers,
+                spec=spec,
             )
         )
     return out

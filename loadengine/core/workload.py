@@ -44,6 +44,7 @@ class Statement:
     key_indices: tuple[int, ...] = ()  # updates: the shard's key indices k (for the ledger)
     first_k: int = -1  # inserts: key index of the first row (rows are first_k, first_k+1...)
     text: str = ""  # the same statement with its values as SQL literals (text protocol)
+    stamp: int = -1  # spec workloads: the statement's version stamp (``core.generic``)
 
 
 class OpSequence:
@@ -325,11 +326,12 @@ def build_batch(
 @dataclass(frozen=True, slots=True)
 class CommitProbe:
     """A query that tells whether a transaction committed: it returns ``expect`` if so,
-    0 if not (transactions are atomic, so anything else means interference)."""
+    ``absent`` if not (transactions are atomic, so anything else means interference)."""
 
     sql: str
     params: tuple[object, ...]
     expect: int
+    absent: int = 0  # what it returns if the transaction did not commit (a delete: all rows)
 
 
 def commit_probe(stmts: list[Statement], keys: KeySpace) -> CommitProbe | None:

@@ -1,6 +1,7 @@
 """Files the program reads at run time, shipped inside the package.
 
-``profiles/NAME.toml`` (``--profile NAME``), ``suites/NAME.toml`` (``loadengine suite NAME``)
+``profiles/NAME.toml`` (``--profile NAME``), ``suites/NAME.toml`` (``loadengine suite NAME``),
+``workloads/NAME.toml`` (``--workload NAME``),
 ``mysql/cdc.cnf`` (the private server's config) and ``debezium/application.properties``
 (the reference pipeline's Debezium Server configuration) and ``rabbitmq/definitions.json``
 (its exchange, per-table queues and bindings); compose/ mounts both. They
@@ -12,7 +13,7 @@ from __future__ import annotations
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-KINDS = ("profiles", "suites", "mysql", "debezium", "rabbitmq")
+KINDS = ("profiles", "suites", "workloads", "mysql", "debezium", "rabbitmq")
 
 
 def folder(kind: str) -> Traversable:

@@ -16,6 +16,7 @@ from loadengine.run.facts import Environment, ServerFacts
 from loadengine.run.report import SinkLive
 from loadengine.server import binlog, embedded
 from loadengine.server import watch as server_watch
+from loadengine.server.ddl import DdlRunner
 from loadengine.verify.follower import FollowerHandle
 
 
@@ -56,18 +57,23 @@ class RunWatch:
         flavor: str,
         sink: FollowerHandle | None = None,
         setup_changes: int = 0,
+        run_id: str = "",
     ):
         self.dsn, self.plan, self.start_pos, self.flavor = dsn, plan, start_pos, flavor
         self.sink, self.setup_changes = sink, setup_changes
         self.server = server_watch.ServerWatch(dsn, heartbeat=heartbeat_on(plan))
         self.follower: binlog.Follower | None = None
         self.start_unix_ns = 0
+        schedule = None if plan.spec is None else plan.spec.ddl
+        self.ddl = None if schedule is None else DdlRunner(dsn, schedule, run_id)
 
     def begin(self, start_unix_ns: int, total_s: int) -> None:
         self.start_unix_ns = start_unix_ns
         if self.plan.follow_binlog and self.start_pos:
             self.follower = binlog.Follower(self.dsn, self.start_pos, self.flavor, start_unix_ns)
         self.server.begin(start_unix_ns, total_s)
+        if self.ddl is not None:
+            self.ddl.begin(start_unix_ns, total_s)
         if self.sink is not None:
             self.sink.begin(start_unix_ns)
 
@@ -83,6 +89,8 @@ class RunWatch:
         """Stop the heartbeats and take the closing sample: before the log's end position
         is read, so that every heartbeat counted as written lies inside the audit's
         window (one written in between once failed a clean audit: 52 seen, 53 counted)."""
+        if self.ddl is not None:
+            obs.ddl = self.ddl.finish()
         state = self.server.finish(elapsed_s)
         obs.server_seconds = server_watch.per_second(state)
         obs.server_counter_source = state.source

@@ -40,7 +40,9 @@ POLL_S = 0.1  # longest wait for a message; ticks and exit checks are no finer t
 # Recovery of a dead shard's unreported work: its plan, the second to book it to, what it
 # reported (its merged bucket) and its committed update counts per table. Only I/O
 # (journal, server probe) happens on the other side.
-Recover = Callable[[ShardPlan, int, Bucket, dict[str, int]], tuple[ShardDelta, Resume]]
+Recover = Callable[
+    [ShardPlan, int, Bucket, dict[str, int], dict[str, int]], tuple[ShardDelta, Resume]
+]
 
 
 class Transport(Protocol):

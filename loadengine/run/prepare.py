@@ -50,8 +50,14 @@ def server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
         f"embedded {server.binary.flavor} server on 127.0.0.1:{server.port} "
         f"(binary log on, config loadengine/data/mysql/cdc.cnf)"
     )
-    schema_admin.init(dsn)
+    schema_admin.init(dsn, _tables_spec(ctx))
     return dsn
+
+
+def _tables_spec(ctx: RunContext) -> Any:
+    """The workload whose own tables the run needs (None: the inventory's only)."""
+    spec = ctx.plan.spec
+    return None if spec is None or spec.native else spec
 
 
 def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
@@ -85,7 +91,12 @@ def _check_packet(ctx: RunContext) -> None:
     """Refuse a batch size whose transaction text could exceed the server's packet limit."""
     limit = ctx.environment.server.get("max_allowed_packet")
     batch = ctx.plan.batch_size
-    need = workload.max_transaction_bytes(batch)
+    spec = _tables_spec(ctx)
+    if spec is None:
+        need = workload.max_transaction_bytes(batch)
+    else:  # a row change of a spec workload: at most one row's values (its widest insert)
+        most = max((o.rows for o in spec.operations), default=1)
+        need = workload.MAX_TEXT_BYTES_PER_STATEMENT * 16 + (batch + most) * spec.max_change_bytes()
     if limit is not None and need > int(limit):
         raise RunError(
             f"--batch-size {batch}: one transaction can take up to {need:,} bytes, above the "
@@ -96,12 +107,14 @@ def _check_packet(ctx: RunContext) -> None:
 
 
 def prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
-    status = schema_admin.status(dsn)
+    spec = _tables_spec(ctx)
+    status = schema_admin.status(dsn, spec)
     if not status.ready:
         what = "database" if not status.database_exists else f"tables {', '.join(status.missing)}"
+        also = "" if ctx.plan.workload == "inventory" else f" --workload {ctx.plan.workload}"
         raise RunError(
             f"schema missing in {dsn.redacted()} ({what}); run: loadengine schema init "
-            f"--dsn '{dsn.redacted()}'"
+            f"--dsn '{dsn.redacted()}'{also}"
         )
     conn = database.connect(dsn)
     try:
@@ -110,7 +123,10 @@ def prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
         _check_cdc(ctx, say)
         if heartbeat_on(ctx.plan):
             server_watch.create_heartbeat(conn)
-        c_first, o_first = schema_admin.first_free_keys(conn)
+        c_first, o_first = (
+            schema_admin.first_free_keys(conn) if schema_admin.uses_inventory(spec) else (0, 0)
+        )
+        spec_firsts = None if spec is None else schema_admin.first_free_spec_keys(conn, spec)
         ctx.server.row_counters_before = queries.row_change_counters(conn)
         ctx.server.binlog_start = queries.binlog_position(conn)
         pid = ctx.embedded_server.process.pid if ctx.embedded_server else None
@@ -119,7 +135,7 @@ def prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
         ctx.server.pid = pid
     finally:
         conn.close()
-    plans = shard_plans(ctx.plan, dsn.to_url(), c_first, o_first, ctx.run_id)
+    plans = shard_plans(ctx.plan, dsn.to_url(), c_first, o_first, ctx.run_id, spec_firsts)
     ctx.rates = {p.index: p.steps for p in plans}
     return plans
 

@@ -43,6 +43,7 @@ class Observed:
     audit: dict[str, Any] | None = None
     ledger_tables: list[tuple[str, TableLedger]] = field(default_factory=list)
     sink: SinkObserved | None = None
+    ddl: list[dict[str, Any]] | None = None  # the workload's DDL statements (server.ddl)
 
 
 class ResultsPathError(ValueError):
@@ -213,6 +214,9 @@ def _observed_summary(plan: RunPlan, out: Outcome, obs: Observed) -> dict[str, A
         doc["follow_error"] = obs.follow.error
     if obs.sink is not None:
         doc["sink"] = obs.sink.summary
+    if obs.ddl is not None:
+        ok = sum(1 for r in obs.ddl if r["ok"])
+        doc["ddl"] = {"executed": ok, "failed": len(obs.ddl) - ok, "statements": obs.ddl}
     return doc
 
 

@@ -75,9 +75,13 @@ def _recoverer(dsn: Dsn) -> Any:
     commit, the server (``recovery``): the coordinator hands it every input."""
 
     def recover(
-        plan: ShardPlan, second: int, reported: Bucket, updates: dict[str, int]
+        plan: ShardPlan,
+        second: int,
+        reported: Bucket,
+        updates: dict[str, int],
+        deletes: dict[str, int],
     ) -> tuple[ShardDelta, Resume]:
-        return recovery.recover(plan, second, reported, updates, dsn)
+        return recovery.recover(plan, second, reported, updates, dsn, deletes)
 
     return recover
 
@@ -109,8 +113,10 @@ def _coordinate(ctx: RunContext, dsn: Dsn, plans: list[Any], say: Callable[[str]
     plans = [dataclasses.replace(p, journal_dir=ctx.work_dir) for p in plans]
     sampler = Sampler(ctx.server.pid)
     flavor = ctx.environment.flavor
-    setup = sum(p.keys.seeded_customers + p.keys.seeded_orders for p in plans)
-    ctx.watch = RunWatch(dsn, ctx.plan, ctx.server.binlog_start, flavor, ctx.sink, setup)
+    setup = sum(p.keys.seeded_total for p in plans)
+    ctx.watch = RunWatch(
+        dsn, ctx.plan, ctx.server.binlog_start, flavor, ctx.sink, setup, ctx.run_id
+    )
     coord = Coordinator(
         ctx.plan,
         plans,
@@ -243,6 +249,7 @@ def _audit(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
             ctx.observed.ledger_tables,
             engine,
             ctx.observed.heartbeats,
+            None if ctx.observed.ddl is None else sum(1 for r in ctx.observed.ddl if r["ok"]),
         )
     except (binlog.BinlogError, database.DatabaseError) as exc:
         ctx.observed.audit = {"clean": False, "error": str(exc)}

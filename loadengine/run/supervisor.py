@@ -116,7 +116,12 @@ class Supervisor:
                     for (index, table), n in self.out.ledger.update_counts.items()
                     if index == shard
                 }
-                delta, resume = self.recover(plan, int(second), reported, updates)
+                deletes = {
+                    table: n
+                    for (index, table), n in self.out.ledger.delete_counts.items()
+                    if index == shard
+                }
+                delta, resume = self.recover(plan, int(second), reported, updates, deletes)
                 self.handle(delta)
                 record.recovered_changes = delta.faults.get("recovered_changes", 0)
                 faults = delta.faults.items()

@@ -24,7 +24,9 @@ def _write_ledger(ctx: RunContext, output: str) -> str | None:
     if output == "-" or not ctx.observed.ledger_tables:
         return None
     path = ledger.path_for(output)
-    doc = ledger.document(ctx.run_id, ctx.observed.ledger_tables)
+    doc = ledger.document(
+        ctx.run_id, ctx.observed.ledger_tables, ledger.key_columns_for(ctx.plan.spec)
+    )
     try:
         results.write(doc, path)
     except OSError as exc:

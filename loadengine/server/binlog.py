@@ -35,6 +35,7 @@ ROW_EVENT = re.compile(
 )
 KIND = {b"INSERT INTO": "insert", b"UPDATE": "update", b"DELETE FROM": "delete"}
 EVENT_START = b"\n# at "
+DDL_STATEMENT = re.compile(rb"^ALTER TABLE ", re.M | re.I)  # a Query event's statement text
 POSITION = re.compile(rb"end_log_pos (\d+)|Rotate to (\S+)\s+pos: (\d+)")
 READ_CHUNK = 1 << 20
 HEARTBEAT_TABLE = "loadengine_heartbeat"
@@ -152,6 +153,7 @@ class WindowRead:
     events_all_databases: int
     seconds: float
     reader: str
+    ddl: int = 0  # ALTER TABLE statements (any database)
 
 
 def read_window(
@@ -166,13 +168,14 @@ def read_window(
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(dsn))
     rows: Counter[RowKey] = Counter()
-    total = 0
+    total = ddl = 0
     for text in chunks_at_events(_pipe_reads(proc, READ_CHUNK)):
         total += count_rows(text, dsn.database or "", rows)
+        ddl += len(DDL_STATEMENT.findall(text))
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise BinlogError(f"binary-log reader failed: {err.decode(errors='replace').strip()[:200]}")
-    return WindowRead(rows, total, time.perf_counter() - t0, os.path.basename(cmd[0]))
+    return WindowRead(rows, total, time.perf_counter() - t0, os.path.basename(cmd[0]), ddl)
 
 
 def count_window(

@@ -318,7 +318,7 @@ def probe_commit(conn: Any, probe: CommitProbe, dsn: Dsn) -> bool:
             conn.rollback()
         raise DatabaseError(classify(exc), _safe_message(exc, dsn)) from None
     found = int(rows[0][0])
-    if found not in (0, probe.expect):
+    if found not in (probe.absent, probe.expect):
         raise DatabaseError(
             "inconsistent", f"{found} of {probe.expect} rows of one transaction found"
         )

@@ -113,3 +113,17 @@ def binlog_position(conn: Any) -> dict[str, Any] | None:
 def binary_logs(conn: Any) -> list[str]:
     """Names of the server's binary-log files, oldest first."""
     return [str(plain(r[0])) for r in query(conn, "SHOW BINARY LOGS")]
+
+
+def binary_log_sizes(conn: Any) -> dict[str, int]:
+    """Each binary-log file's size in bytes."""
+    return {str(plain(r[0])): int(r[1]) for r in query(conn, "SHOW BINARY LOGS")}
+
+
+def window_bytes(sizes: dict[str, int], start: dict[str, Any], end: dict[str, Any]) -> int:
+    """Bytes of binary log between two positions (across files). Pure."""
+    first, last = str(start["file"]), str(end["file"])
+    if first == last:
+        return int(end["position"]) - int(start["position"])
+    middle = sum(n for f, n in sizes.items() if first < f < last)
+    return sizes.get(first, 0) - int(start["position"]) + middle + int(end["position"])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from loadengine.core.clock import Clock
 from loadengine.core.plan import ShardPlan
 from loadengine.core.schedule import NS_PER_S
-from loadengine.core.workload import Statement, commit_probe
+from loadengine.core.workload import CommitProbe, Statement, commit_probe
 from loadengine.server.database import RETRYABLE_CLASSES, DatabaseError, is_connection_lost
 
 if TYPE_CHECKING:
@@ -33,9 +33,12 @@ class CommitPolicy:
         counters: Counters,
         clock: Clock,
         stop: Callable[[], bool],
+        probe_for: Callable[[list[Statement]], CommitProbe | None] | None = None,
     ) -> None:
         self.plan, self.executor, self.counters = plan, executor, counters
         self.clock, self.stop = clock, stop
+        # how an in-doubt commit is looked up: the workload's (spec workloads: the builder's)
+        self.probe_for = probe_for or (lambda stmts: commit_probe(stmts, plan.keys))
 
     def commit(self, stmts: list[Statement]) -> list[int] | None:
         """Rows changed per statement once committed; None if it did not (or cannot be
@@ -76,7 +79,7 @@ class CommitPolicy:
     def _resolve(self, stmts: list[Statement]) -> str:
         """After reconnecting: did the in-doubt COMMIT take effect? ``committed``,
         ``rolled_back`` (it may be retried) or ``unknown`` (nobody can tell)."""
-        probe = commit_probe(stmts, self.plan.keys)
+        probe = self.probe_for(stmts)
         if probe is None:
             return "unknown"
         while True:

@@ -64,25 +64,34 @@ class Replay:
 
     changes: ChangeCounts = field(default_factory=dict)
     update_keys: dict[str, list[int]] = field(default_factory=dict)  # commit order
+    delete_keys: dict[str, list[int]] = field(default_factory=dict)  # commit order
     inserted: dict[str, int] = field(default_factory=dict)  # rows inserted per table
     last_batch: int = -1
     pending: dict[str, Any] | None = None  # the intent without an ack, if any
 
     def commit(self, intent: dict[str, Any], rows: list[int]) -> None:
-        for (op, _, keys), n in zip(intent["s"], rows, strict=True):
-            table, kind = TABLE_OF[op]
+        for part, n in zip(intent["s"], rows, strict=True):
+            op, keys = part[0], part[2]
+            table, kind = TABLE_OF[op] if len(part) == 3 else (part[3], part[4])
             kinds = self.changes.setdefault(table, {})
             kinds[kind] = kinds.get(kind, 0) + n
             if kind == "insert":
                 self.inserted[table] = self.inserted.get(table, 0) + n
-            else:
+            elif kind == "update":
                 self.update_keys.setdefault(table, []).extend(keys)
+            else:
+                self.delete_keys.setdefault(table, []).extend(keys)
 
 
 def intent_line(batch: int, tag: str, stmts: list[Statement]) -> bytes:
-    parts = [
+    """Per statement ``[op, rows, first_k or key indices]``; a spec workload's statements
+    add ``table, kind, stamp`` (its operations are not the inventory's)."""
+    parts: list[list[Any]] = [
         [st.op, st.rows, st.first_k if st.first_k >= 0 else list(st.key_indices)] for st in stmts
     ]
+    if stmts and stmts[0].stamp >= 0:
+        for part, st in zip(parts, stmts, strict=True):
+            part.extend((st.table, st.kind, st.stamp))
     return orjson.dumps({"b": batch, "t": tag, "s": parts}) + b"\n"
 
 
@@ -130,6 +139,11 @@ def read(paths: Iterable[str]) -> Replay:
 def pending_statements(pending: dict[str, Any], keys: KeySpace) -> list[Statement]:
     """Rebuild enough of an in-doubt transaction's statements for ``commit_probe``."""
     out = []
+    if pending["s"] and len(pending["s"][0]) > 3:  # a spec workload's
+        for op, rows, ks, table, kind, stamp in pending["s"]:
+            first, picked = (ks, ()) if kind == "insert" else (-1, tuple(ks))
+            out.append(Statement(op, table, kind, "", (), rows, picked, first, stamp=stamp))
+        return out
     for op, rows, ks in pending["s"]:
         table, kind = TABLE_OF[op]
         if kind == "insert":

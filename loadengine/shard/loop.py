@@ -26,10 +26,11 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from loadengine.core import histogram
 from loadengine.core.clock import Clock
+from loadengine.core.generic import GenericBuilder, GenericCursor, KeyPool
 from loadengine.core.messages import ChangeCounts, ShardDelta, ShardDone, ShardMessage
 from loadengine.core.plan import Resume, ShardPlan
 from loadengine.core.schedule import NS_PER_S, Schedule, next_batch
@@ -70,7 +71,7 @@ class Txn:
     changes: int
     tag: str
     stmts: list[Statement]
-    after: KeyCursor
+    after: KeyCursor | GenericCursor
     ops_before: tuple[int, ...]
 
 
@@ -103,13 +104,15 @@ class Counters:
     service_us: dict[int, int] = field(default_factory=dict)
     updated: dict[str, array[int]] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, array[int]] = field(default_factory=dict)
 
     def add_commit(self, stmts: list[Statement], rows: list[int]) -> int:
         for stmt, n in zip(stmts, rows, strict=True):
             kinds = self.changes.setdefault(stmt.table, {})
             kinds[stmt.kind] = kinds.get(stmt.kind, 0) + n
             if stmt.key_indices:
-                self.updated.setdefault(stmt.table, array("I")).extend(stmt.key_indices)
+                keys = self.updated if stmt.kind == "update" else self.deleted
+                keys.setdefault(stmt.table, array("I")).extend(stmt.key_indices)
         self.statements += len(stmts)
         self.transactions += 1
         return sum(rows)
@@ -136,9 +139,10 @@ class Counters:
             service_us=self.service_us,
             updated_keys={t: le_bytes(a) for t, a in self.updated.items()},
             faults=self.faults,
+            deleted_keys={t: le_bytes(a) for t, a in self.deleted.items()},
         )
         self.changes, self.errors, self.latency_us, self.service_us = {}, {}, {}, {}
-        self.updated, self.faults = {}, {}
+        self.updated, self.faults, self.deleted = {}, {}, {}
         self.statements = self.transactions = self.late_batches = 0
         self.missed_changes = self.reconnects = 0
         return delta
@@ -151,8 +155,30 @@ def le_bytes(a: array[int]) -> bytes:
     return a.tobytes()
 
 
+SEED_CHUNK_BYTES = 4 << 20  # a seed statement's text stays under this (large rows)
+
+
+def seed_spec_keys(plan: ShardPlan, executor: Executor) -> ChangeCounts:
+    """A spec workload's seed rows, table by table in the spec's order (parents first)."""
+    assert plan.spec is not None
+    rng = random.Random(f"seed:{plan.seed}")
+    builder = GenericBuilder(plan.spec, plan.keys, plan.seed)
+    pool = KeyPool.empty(len(plan.spec.tables))
+    done: ChangeCounts = {}
+    for table, _, n in plan.keys.spec_tables:
+        chunk = max(1, min(SEED_CHUNK_ROWS, SEED_CHUNK_BYTES // plan.spec.max_row_bytes(table)))
+        for first in range(0, n, chunk):
+            stmt = builder.seed_statement(table, first, min(chunk, n - first), rng, pool)
+            rows = executor.run_transaction([stmt])
+            kinds = done.setdefault(table, {})
+            kinds["insert"] = kinds.get("insert", 0) + sum(rows)
+    return done
+
+
 def seed_keys(plan: ShardPlan, executor: Executor) -> ChangeCounts:
     """Insert the shard's seed rows (so updates have targets); returns what was written."""
+    if plan.spec is not None:
+        return seed_spec_keys(plan, executor)
     rng = random.Random(f"seed:{plan.seed}")
     keys = plan.keys
     done: ChangeCounts = {}
@@ -201,20 +227,36 @@ class ShardLoop:
         self.schedule = Schedule(plan.steps, plan.batch_size, plan.phase) if plan.steps else None
         self.rng = random.Random(plan.seed + 7919 * plan.generation)
         self.ops = OpSequence(plan.mix)
-        self.cursor = KeyCursor(plan.keys.seeded_customers, plan.keys.seeded_orders)
+        self.cursor: KeyCursor | GenericCursor = KeyCursor(
+            plan.keys.seeded_customers, plan.keys.seeded_orders
+        )
+        self.generic: GenericBuilder | None = None  # a spec workload's statement builder
+        if plan.spec is not None:
+            self.generic = GenericBuilder(plan.spec, plan.keys, plan.seed)
+            self.pool = KeyPool.empty(len(plan.spec.tables))
+            self.cursor = self.generic.initial_cursor()
         self.counters = Counters()
         self.state = LoopState()
         self.journal = journal
         self.ahead: deque[Txn] = deque()
         self.ahead_max = ahead_txns(plan.batch_size, plan.on_overload)
         self.with_params = plan.protocol == "prepared"  # the text protocol sends only text
-        self.policy = CommitPolicy(plan, executor, self.counters, clock, stop)
+        probe_for = None if self.generic is None else self.generic.commit_probe
+        self.policy = CommitPolicy(plan, executor, self.counters, clock, stop, probe_for)
         if plan.resume is not None:
             self._resume(plan.resume)
 
     def _resume(self, r: Resume) -> None:
-        """Continue a dead predecessor's schedule and keys (see ``journal``)."""
+        """Continue a dead predecessor's schedule and keys (see ``journal``). A spec
+        workload's pool does not know which parent rows its predecessor referenced, so
+        every row that existed before this process counts as referenced."""
         self.cursor = KeyCursor(r.customers, r.orders)
+        if self.generic is not None:
+            self.cursor = GenericCursor(r.counts)
+            for i, gone in enumerate(r.gone):
+                self.pool.gone[i].update(gone)
+            for i, count in enumerate(r.counts):
+                self.pool.referenced[i].update(range(count))
         self.state.batch = r.batch
         if self.schedule is not None:
             self.state.sent_changes = sum(self.schedule.changes_in(b) for b in range(r.batch))
@@ -351,7 +393,8 @@ class ShardLoop:
 
     def _build_ahead(self, batch: int, n: int, count: int) -> None:
         """Build up to ``count`` transactions from ``batch`` on, journal their intents."""
-        sched, plan, cursor = self.schedule, self.plan, self.cursor
+        sched, plan = self.schedule, self.plan
+        cursor: Any = self.cursor  # a KeyCursor (inventory) or a GenericCursor (spec)
         sizes = [n]
         for index in range(batch, batch + count - 1):  # schedule index = batch - 1
             if sched is not None and index >= sched.batch_count:
@@ -361,8 +404,13 @@ class ShardLoop:
         for b, size in enumerate(sizes, start=batch):
             ops_before = self.ops.position()
             tag = prefix + str(b)
-            counts = self.ops.next_counts(size)
-            stmts, after = build_batch(counts, self.rng, plan.keys, cursor, tag, self.with_params)
+            if self.generic is None:  # the inventory: its cursor is a KeyCursor
+                counts = self.ops.next_counts(size)
+                stmts, after = build_batch(
+                    counts, self.rng, plan.keys, cursor, tag, self.with_params
+                )
+            else:  # a spec workload: its cursor is a GenericCursor
+                stmts, after = self.generic.build(self.ops, size, self.rng, cursor, self.pool, b)  # type: ignore[assignment]
             self.ahead.append(Txn(b, size, tag, stmts, after, ops_before))
             cursor = after
         if self.journal is not None:

@@ -9,6 +9,7 @@ from array import array
 
 from loadengine.core.aggregate import Bucket, total_changes
 from loadengine.core.dsn import Dsn
+from loadengine.core.generic import GenericBuilder
 from loadengine.core.messages import ChangeCounts, ShardDelta
 from loadengine.core.plan import Resume, ShardPlan
 from loadengine.core.workload import commit_probe
@@ -23,7 +24,10 @@ def _resolve_pending(rep: Replay, plan: ShardPlan, dsn: Dsn) -> str:
     if rep.pending is None:
         return "none"
     stmts = pending_statements(rep.pending, plan.keys)
-    probe = commit_probe(stmts, plan.keys)
+    if plan.spec is not None:
+        probe = GenericBuilder(plan.spec, plan.keys, plan.seed).commit_probe(stmts)
+    else:
+        probe = commit_probe(stmts, plan.keys)
     if probe is None:
         return "unknown"
     try:
@@ -56,12 +60,15 @@ def recover(
     reported: Bucket,
     reported_updates: dict[str, int],
     dsn: Dsn,
+    reported_deletes: dict[str, int] | None = None,
 ) -> tuple[ShardDelta, Resume]:
     """The unreported remainder of a dead shard's work as one delta, and its resume point.
 
     ``plan`` is the dead process's plan (its generation says how many journals exist);
-    ``reported``/``reported_updates`` are what its deltas already told the coordinator.
+    ``reported``/``reported_updates``/``reported_deletes`` are what its deltas already
+    told the coordinator.
     """
+    reported_deletes = reported_deletes or {}
     paths = [path_for(plan.journal_dir or "", plan.index, g) for g in range(plan.generation + 1)]
     rep = read(paths)
     outcome = _resolve_pending(rep, plan, dsn)
@@ -70,6 +77,11 @@ def recover(
         table: _le_bytes_list(ks[reported_updates.get(table, 0) :])
         for table, ks in rep.update_keys.items()
         if len(ks) > reported_updates.get(table, 0)
+    }
+    deleted = {
+        table: _le_bytes_list(ks[reported_deletes.get(table, 0) :])
+        for table, ks in rep.delete_keys.items()
+        if len(ks) > reported_deletes.get(table, 0)
     }
     faults = {"recovered_changes": total_changes(unreported)}
     if outcome != "none":
@@ -87,6 +99,7 @@ def recover(
         reconnects=0,
         updated_keys=keys,
         faults=faults,
+        deleted_keys=deleted,
     )
     # A transaction found rolled back (or never sent) is sent again by the replacement;
     # one that may have committed (unknown) is not: it is counted as unresolved instead.
@@ -95,6 +108,8 @@ def recover(
         batch=max(0, rep.last_batch - resend),
         customers=plan.keys.seeded_customers + rep.inserted.get("customers", 0),
         orders=plan.keys.seeded_orders + rep.inserted.get("orders", 0),
+        counts=tuple(seeded + rep.inserted.get(t, 0) for t, _, seeded in plan.keys.spec_tables),
+        gone=tuple(tuple(rep.delete_keys.get(t, ())) for t, _, _ in plan.keys.spec_tables),
     )
     return delta, resume
 

@@ -3,8 +3,12 @@
 Every row event in the window falls in one class:
 - ``heartbeat``: the capture-lag heartbeat table (never workload);
 - ``setup``: an insert of a key a shard seeded before the load;
-- ``load``: an insert of a key a shard inserted, or an update of a key it updated;
-- anything else (another table in the database, a delete, a key no shard wrote) is extra.
+- ``load``: an insert of a key a shard inserted, an update of a key it updated, a delete
+  of a key it deleted (as many as the ledger says, key by key);
+- anything else (another table in the database, a key no shard wrote) is extra.
+
+DDL statements (``ALTER TABLE``) in the window are counted apart: ``ddl`` (observed
+against what the engine ran).
 
 Per (table, kind, key), with ``e`` events expected from the ledger and ``o`` observed:
 ``missing += e - o`` when ``o < e``; ``duplicates += o - e`` when ``o > e > 0``;
@@ -99,7 +103,7 @@ def _tally(rows: Counter[RowKey], owners: Owners) -> Tally:
 
 
 def _expected(tables: list[tuple[str, TableLedger]]) -> tuple[int, int]:
-    load = sum(t.inserted + t.update_total for _, t in tables)
+    load = sum(t.inserted + t.update_total + t.delete_total for _, t in tables)
     setup = sum(t.seeded for _, t in tables)
     return load, setup
 
@@ -114,6 +118,8 @@ def _missing_examples(
                 yield f"{table} insert {key}"
             if k < len(t.updates) and rows.get((table, "update", key), 0) < t.updates[k]:
                 yield f"{table} update {key}"
+            if k < len(t.deletes) and rows.get((table, "delete", key), 0) < t.deletes[k]:
+                yield f"{table} delete {key}"
 
 
 def compare(
@@ -174,8 +180,11 @@ def perform(
     tables: list[tuple[str, TableLedger]],
     engine_changes: ChangeCounts,
     heartbeats_written: int | None,
+    ddl_executed: int | None = None,
 ) -> dict[str, Any]:
-    """Read the run's window of the log from the server and ``compare`` (the only I/O)."""
+    """Read the run's window of the log from the server and ``compare`` (the only I/O).
+    ``ddl_executed``: ALTER TABLE statements the run's DDL schedule committed (None: the
+    workload has none; the window's are still counted)."""
     from loadengine.server import binlog, database, queries
 
     start, end = window
@@ -183,13 +192,17 @@ def perform(
         raise binlog.BinlogError("the results hold no binary-log window (binary log off?)")
     conn = database.connect(dsn)
     try:
-        logs = queries.binary_logs(conn)
+        sizes = queries.binary_log_sizes(conn)
+        logs = list(sizes)
         flavor = queries.server_environment(conn)["flavor"]
     finally:
         conn.close()
     read = binlog.read_window(dsn, start, end, logs, flavor)
     out = compare(read.rows, tables, engine_changes, heartbeats_written)
+    out["ddl"] = {"executed": ddl_executed or 0, "observed": read.ddl}
+    out["clean"] = out["clean"] and read.ddl == (ddl_executed or 0)
     out["window"] = {"start": start, "end": end}
+    out["binlog_bytes"] = queries.window_bytes(sizes, start, end)
     out["reader"] = read.reader
     out["row_events_read"] = read.events_all_databases
     out["read_seconds"] = round(read.seconds, 3)
@@ -244,6 +257,7 @@ def audit_file(path: str, dsn_text: str | None) -> dict[str, Any]:
         tables,
         summary["changes_by_table"],
         summary.get("heartbeats"),
+        (summary.get("ddl") or {}).get("executed"),
     )
     doc["audit"] = out
     results.write(doc, path)

@@ -23,9 +23,10 @@ from typing import Any
 
 from loadengine.core.messages import ChangeCounts, ShardDelta
 from loadengine.core.plan import ShardPlan
+from loadengine.core.spec import WorkloadSpec
 
 FORMAT = "loadengine-ledger"
-VERSION = 1
+VERSION = 2  # 2 added deletes; version 1 files (no deletes) are still read
 KEY_COLUMNS = {"customers": "id", "orders": "order_number"}
 ENCODING = "base64(zlib(uint32 little-endian update count per key index k))"
 
@@ -40,6 +41,7 @@ class TableLedger:
     seeded: int
     inserted: int
     updates: array[int]  # updates[k] = committed updates of key k
+    deletes: array[int] = field(default_factory=lambda: array("I"))  # deletes[k]: 0 or 1
 
     def key(self, k: int) -> int:
         return self.first_key + self.shard + k * self.stride
@@ -59,11 +61,17 @@ class TableLedger:
             return ("load", 1) if k < self.seeded + self.inserted else ("none", 0)
         if kind == "update" and k < len(self.updates):
             return "load", self.updates[k]
+        if kind == "delete" and k < len(self.deletes):
+            return "load", self.deletes[k]
         return "none", 0
 
     @property
     def update_total(self) -> int:
         return sum(self.updates)
+
+    @property
+    def delete_total(self) -> int:
+        return sum(self.deletes)
 
 
 SPOOL_BYTES = 1 << 16  # with a spool: update keys held per shard and table before one append
@@ -89,6 +97,8 @@ class LedgerBook:
     updated: dict[tuple[int, str], list[bytes]] = field(default_factory=dict)
     update_counts: dict[tuple[int, str], int] = field(default_factory=dict)
     pending_bytes: dict[tuple[int, str], int] = field(default_factory=dict)  # not yet spooled
+    deleted: dict[tuple[int, str], list[bytes]] = field(default_factory=dict)  # held, not spooled
+    delete_counts: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def add(self, d: ShardDelta) -> None:
         for table, kinds in d.changes.items():
@@ -105,6 +115,10 @@ class LedgerBook:
             held = self.pending_bytes[key] = self.pending_bytes.get(key, 0) + len(raw)
             if held >= SPOOL_BYTES or len(chunks) >= SPOOL_CHUNKS:
                 self._spill(key)
+        for table, raw in d.deleted_keys.items():
+            key = (d.shard, table)
+            self.delete_counts[key] = self.delete_counts.get(key, 0) + len(raw) // 4
+            self.deleted.setdefault(key, []).append(raw)
 
     def _spill(self, key: tuple[int, str]) -> None:
         """Append ``key``'s pending chunks to its spool file (``spool_dir`` only)."""
@@ -130,13 +144,22 @@ class LedgerBook:
     def tables(self) -> Iterator[tuple[str, TableLedger]]:
         for index in sorted(self.plans):
             keys = self.plans[index].keys
-            for table, first, seeded in (
-                ("customers", keys.customer_first, keys.seeded_customers),
-                ("orders", keys.order_first, keys.seeded_orders),
-            ):
+            for table, first, seeded in keys.tables():
                 inserted = self.inserted.get((index, table), 0)
                 counts = _counts(self._chunks((index, table)), seeded + inserted)
-                yield table, TableLedger(index, first, keys.stride, seeded, inserted, counts)
+                deletes = _counts(self.deleted.get((index, table), []), seeded + inserted)
+                yield (
+                    table,
+                    TableLedger(index, first, keys.stride, seeded, inserted, counts, deletes),
+                )
+
+
+def key_columns_for(spec: WorkloadSpec | None) -> dict[str, str]:
+    """Each table's key column: the inventory's, or as a spec workload names it."""
+    out = dict(KEY_COLUMNS)
+    if spec is not None:
+        out.update((t.name, t.key) for t in spec.tables)
+    return out
 
 
 def _counts(chunks: list[bytes], size: int) -> array[int]:
@@ -168,8 +191,11 @@ def _decode(text: str) -> array[int]:
     return a
 
 
-def document(run_id: str, tables: list[tuple[str, TableLedger]]) -> dict[str, Any]:
+def document(
+    run_id: str, tables: list[tuple[str, TableLedger]], key_columns: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The ledger file's content (pure)."""
+    key_columns = key_columns or KEY_COLUMNS
     out: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -178,24 +204,26 @@ def document(run_id: str, tables: list[tuple[str, TableLedger]]) -> dict[str, An
         "tables": {},
     }
     for table, t in tables:
-        entry = out["tables"].setdefault(table, {"key_column": KEY_COLUMNS[table], "shards": []})
-        entry["shards"].append(
-            {
-                "shard": t.shard,
-                "first_key": t.first_key,
-                "stride": t.stride,
-                "seeded": t.seeded,
-                "inserted": t.inserted,
-                "updated": t.update_total,
-                "updates": _encode(t.updates),
-            }
-        )
+        entry = out["tables"].setdefault(table, {"key_column": key_columns[table], "shards": []})
+        shard = {
+            "shard": t.shard,
+            "first_key": t.first_key,
+            "stride": t.stride,
+            "seeded": t.seeded,
+            "inserted": t.inserted,
+            "updated": t.update_total,
+            "updates": _encode(t.updates),
+            "deleted": t.delete_total,
+        }
+        if t.delete_total:
+            shard["deletes"] = _encode(t.deletes)
+        entry["shards"].append(shard)
     return out
 
 
 def from_document(doc: dict[str, Any]) -> list[tuple[str, TableLedger]]:
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise ValueError(f"not a {FORMAT} v{VERSION} file")
+    if doc.get("format") != FORMAT or doc.get("version") not in (1, VERSION):
+        raise ValueError(f"not a {FORMAT} v1 or v{VERSION} file")
     return [
         (
             table,
@@ -206,6 +234,7 @@ def from_document(doc: dict[str, Any]) -> list[tuple[str, TableLedger]]:
                 s["seeded"],
                 s["inserted"],
                 _decode(s["updates"]),
+                _decode(s["deletes"]) if s.get("deletes") else array("I"),
             ),
         )
         for table, entry in doc["tables"].items()
@@ -218,7 +247,8 @@ def totals(tables: list[tuple[str, TableLedger]]) -> tuple[ChangeCounts, ChangeC
     load: ChangeCounts = {}
     setup: ChangeCounts = {}
     for table, t in tables:
-        for kind, n in (("insert", t.inserted), ("update", t.update_total)):
+        for kind, n in (("insert", t.inserted), ("update", t.update_total),
+                        ("delete", t.delete_total)):  # fmt: skip
             if n:
                 kinds = load.setdefault(table, {})
                 kinds[kind] = kinds.get(kind, 0) + n
