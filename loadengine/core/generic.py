@@ -35,7 +35,8 @@ BLOCK_CHARS = 1 << 20  # text values are slices of a seeded block this long (twi
 EPOCH = dt.datetime(2026, 1, 1)
 YEAR_S = 365 * 86_400
 STAMP_SLOTS = 64  # a statement's stamp: batch * 64 + its index in the transaction
-PICK_TRIES = 8  # draws per wanted key before a statement settles for fewer rows
+PICK_TRIES = 8  # draws per wanted key before looking back from the newest row ...
+SCAN_BACK_PER_KEY = 64  # ... this many rows per wanted key (then it settles for fewer rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,14 +348,23 @@ def pick_keys(
     gone: set[int],
     avoid: set[int] | None,
 ) -> list[int]:
-    """Up to ``n`` distinct live key indices below ``count``, by ``choice``; fewer when the
-    tries run out (a statement then changes fewer rows: the books count what it did)."""
+    """Up to ``n`` distinct live key indices below ``count``, by ``choice``; when the draws
+    keep missing, the newest eligible rows; fewer when none is found (a statement then
+    changes fewer rows: the books count what it did, the rate shows the shortfall)."""
     if count <= 0:
         return []
     out: dict[int, None] = {}
     draw = _drawer(rng, choice, count)
     for _ in range(PICK_TRIES * n + 16):
         k = draw()
+        if k in gone or k in out or (avoid is not None and k in avoid):
+            continue
+        out[k] = None
+        if len(out) == n:
+            return list(out)
+    # the draws kept hitting rows it may not pick (deleted, referenced): take the newest
+    # eligible rows instead, looking back a bounded way
+    for k in range(count - 1, max(-1, count - 1 - SCAN_BACK_PER_KEY * n - 1024), -1):
         if k in gone or k in out or (avoid is not None and k in avoid):
             continue
         out[k] = None

@@ -215,6 +215,11 @@ class WorkloadSpec:
         return tuple(t.name for t in self.tables)
 
     @property
+    def referenced_tables(self) -> frozenset[str]:
+        """Tables whose rows other tables' rows reference (foreign keys)."""
+        return frozenset(c.gen.ref for t in self.tables for c in t.columns if c.gen.kind == "ref")
+
+    @property
     def mix(self) -> tuple[tuple[str, int], ...]:
         return tuple((o.name, o.weight) for o in self.operations)
 

@@ -235,6 +235,10 @@ class ShardLoop:
             self.generic = GenericBuilder(plan.spec, plan.keys, plan.seed)
             self.pool = KeyPool.empty(len(plan.spec.tables))
             self.cursor = self.generic.initial_cursor()
+            # seed rows' references are not tracked: every seeded parent row counts as held
+            for i, parent in enumerate(plan.spec.tables):
+                if parent.name in plan.spec.referenced_tables:
+                    self.pool.referenced[i].update(range(plan.keys.spec_tables[i][2]))
         self.counters = Counters()
         self.state = LoopState()
         self.journal = journal
