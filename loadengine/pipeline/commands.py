@@ -129,6 +129,9 @@ def pipeline_cmd(
     amqp: Annotated[str, typer.Option(help="RabbitMQ to publish to and follow")] = DEFAULT_AMQP_URL,
     output: Annotated[str | None, typer.Option(help="Results file")] = None,
     max_e2e_lag_ms: Annotated[str | None, typer.Option(help="Threshold: e2e lag p99")] = None,
+    workload: Annotated[
+        str, typer.Option(help="A built-in workload or a spec file (docs/workloads.md)")
+    ] = "inventory",
 ) -> None:
     """The whole reference pipeline on this machine, one command: a private server, a
     real Debezium into RabbitMQ, and a load followed live at the sink (run --sink)."""
@@ -137,6 +140,7 @@ def pipeline_cmd(
     from loadengine.pipeline import debezium
     from loadengine.pipeline.local import ReferencePipeline
     from loadengine.run.runner import execute
+    from loadengine.server import schema_admin
     from loadengine.settings import SettingsError, resolve
 
     flags = {
@@ -147,6 +151,7 @@ def pipeline_cmd(
         "output": output,
         "sink": amqp,
         "max_e2e_lag_ms": max_e2e_lag_ms,
+        "workload": workload,
     }
     resolve(flags, {}, None)  # every value checked before anything starts
     try:
@@ -157,6 +162,8 @@ def pipeline_cmd(
         with ReferencePipeline(amqp) as pipe:
             _say(f"pipeline: server {pipe.dsn.redacted()} -> debezium -> {amqp.split('@')[-1]}")
             plan = resolve({**flags, "dsn": pipe.dsn.to_url()}, {}, None)
+            if plan.spec is not None and not plan.spec.native:
+                schema_admin.init(pipe.dsn, plan.spec)
             code = execute(plan, sys.stdout, ctx.obj)
             metrics = pipe.state_dir / "metrics.jsonl"
             if plan.output and plan.output != "-" and metrics.exists():

@@ -26,7 +26,10 @@ from loadengine.verify.sink import lag_summary_ms, verdict
 
 def sink_plan(plan: RunPlan, run_id: str) -> SinkPlan:
     assert plan.sink is not None
-    keys = tuple(plan.sink_topic_prefix + t for t in (*ALL_TABLES, HEARTBEAT_TABLE))
+    own = () if plan.spec is None else tuple(t.name for t in plan.spec.tables if t.create)
+    keys = tuple(plan.sink_topic_prefix + t for t in (*ALL_TABLES, *own, HEARTBEAT_TABLE))
+    # Debezium's schema change events go to the topic named by topic.prefix alone
+    keys += (plan.sink_topic_prefix.split(".")[0],)
     return SinkPlan(plan.sink, plan.sink_exchange, keys, f"loadengine.tap.{run_id}")
 
 
@@ -78,7 +81,7 @@ def finish(
     load_end_unix_s: float,
     warmup_s: int,
 ) -> SinkObserved:
-    expected = sum(t.seeded + t.inserted + t.update_total for _, t in tables)
+    expected = sum(t.seeded + t.inserted + t.update_total + t.delete_total for _, t in tables)
     final = handle.finish(expected, timeout_s)
     handle.poll()
     obs = SinkObserved()
