@@ -216,7 +216,9 @@ class GenericBuilder:
         stamp = stamp_of(batch, position)
         if op.kind == "insert":
             first = counts[ti]
-            text = self._insert_text(t, first, rows, rng, counts, pool, stamp, op.parent)
+            text, rows = self._insert_text(t, first, rows, rng, counts, pool, stamp, op.parent)
+            if not rows:
+                return None
             counts[ti] = first + rows
             return Statement(op.name, t.name, "insert", text, (), rows, first_k=first,
                              text=text, stamp=stamp)  # fmt: skip
@@ -259,9 +261,11 @@ class GenericBuilder:
         pool: KeyPool,
         stamp: int,
         parent: str = "",
-    ) -> str:
+    ) -> tuple[str, int]:
+        """The INSERT of up to ``rows`` rows from key index ``first`` on, and how many it
+        holds: fewer when a row's reference finds no live parent row (all deleted)."""
         makers = self.makers[t.name]
-        out = []
+        out: list[str] = []
         for j, k in enumerate(range(first, first + rows)):
             key = self.key(t.name, k)
             values = [str(key)]
@@ -275,11 +279,13 @@ class GenericBuilder:
                     pick = parent or m.col.gen.pick
                     back = rows - j  # latest: row j takes the j-th of the newest ``rows``
                     ref = self._parent(m.col.gen.ref, pick, back, rng, counts, pool)
+                    if ref is None:
+                        return self.heads[t.name] + ",".join(out), len(out)
                     values.append(str(ref))
                 else:
                     values.append(m.make(rng))
             out.append("(" + ",".join(values) + ")")
-        return self.heads[t.name] + ",".join(out)
+        return self.heads[t.name] + ",".join(out), len(out)
 
     def _parent(
         self,
@@ -289,21 +295,25 @@ class GenericBuilder:
         rng: random.Random,
         counts: list[int],
         pool: KeyPool,
-    ) -> int:
+    ) -> int | None:
         """A live parent row's key, marked referenced (deletes that must not break the
         foreign key leave it alone): uniform, or the ``back``-th newest (so the rows of an
         insert that follows its parents' insert in one transaction pair with them one to
-        one). The first key if none is live."""
+        one). None if no live parent row is found."""
         pi = self.index[table]
         gone = pool.gone[pi]
         if pick == "latest":
             k = counts[pi] - back
-            while k > 0 and k in gone:
+            while k >= 0 and k in gone:
                 k -= 1
+            if k < 0:
+                ks = pick_keys(rng, KeyChoice(), counts[pi], 1, gone, None)
+                k = ks[0] if ks else -1
         else:
             ks = pick_keys(rng, KeyChoice(), counts[pi], 1, gone, None)
-            k = ks[0] if ks else 0
-        k = max(k, 0)
+            k = ks[0] if ks else -1
+        if k < 0:
+            return None
         pool.referenced[pi].add(k)
         return self.key(table, k)
 
@@ -314,7 +324,9 @@ class GenericBuilder:
     ) -> Statement:
         t = self.spec.table(table)
         counts = [seeded for _, _, seeded in self.keys.spec_tables]
-        text = self._insert_text(t, first, rows, rng, counts, pool, 0)
+        text, made = self._insert_text(t, first, rows, rng, counts, pool, 0)
+        if made != rows:  # the spec's checks give every referenced table seed rows
+            raise ValueError(f"seed rows of {table} found no parent row")
         return Statement("seed", table, "insert", text, (), rows, first_k=first, text=text)
 
     # -- in-doubt commits ------------------------------------------------------------

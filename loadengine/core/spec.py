@@ -433,7 +433,7 @@ def _numeric(where: str, kind: str, raw: dict[str, Any], t: SqlType) -> Generato
         raise _fail(where, f"min {low:g} is above max {high:g}")
     if t.family == "int" and (low < t.low or high > t.high):
         raise _fail(where, f"{low:g}..{high:g} does not fit {t.text} ({t.low:,}..{t.high:,})")
-    if t.family == "decimal" and max(abs(low), abs(high)) >= 10**t.low:
+    if t.family == "decimal" and round(max(abs(low), abs(high)), t.high) >= 10**t.low:
         raise _fail(where, f"{low:g}..{high:g} does not fit {t.text}")
     return Generator(kind, low, high, t.high if t.family == "decimal" else 0)
 
@@ -484,20 +484,7 @@ def _table(where: str, raw: Any, base: str) -> Table:
     if version:
         version = _ident(f"{where}.version", version)
         version_type = parse_type(f"{where}.version_type", raw.get("version_type", "BIGINT"))
-        if version_type.family not in ("int", "char"):
-            raise _fail(
-                f"{where}.version_type", "the version column must be an integer or CHAR/VARCHAR"
-            )
-        if version_type.family == "int" and version_type.high < 2**31 - 1:
-            raise _fail(
-                f"{where}.version_type",
-                f"{version_type.text} is too small for a version stamp (INT or wider)",
-            )
-        if version_type.family == "char" and version_type.max_bytes < 40:
-            raise _fail(
-                f"{where}.version_type",
-                f"{version_type.text} is too short for a version stamp (at least 40)",
-            )
+        _check_version_type(f"{where}.version_type", version_type)
     cols_raw = raw.get("columns", [])
     if not isinstance(cols_raw, list):
         raise _fail(f"{where}.columns", "must be a list of tables ([[tables.columns]])")
@@ -615,19 +602,24 @@ def _check_ddl(where: str, sql: str, tables: dict[str, Table], writable: set[str
     if not m:
         raise _fail(where, f"{sql!r}: allowed forms: {DDL_FORMS}")
     table, action, column, rest = m.group(1), m.group(2).upper(), m.group(3), m.group(4)
+    if column.upper() == "COLUMN":
+        raise _fail(where, f"{sql!r}: {action} needs a column name")
     if table not in writable:
         raise _fail(where, f"{sql!r}: {table} is not a table this workload writes")
     if action != "DROP":
         if not rest:
             raise _fail(where, f"{sql!r}: {action} needs a column type")
         parse_type(where, re.sub(r"\s+(NOT\s+)?NULL.*$|\s+DEFAULT\s.*$", "", rest, flags=re.I))
+        if re.search(r"\bNOT\s+NULL\b", rest, re.I) and not re.search(r"\bDEFAULT\b", rest, re.I):
+            raise _fail(where, f"{sql!r}: a NOT NULL column needs a DEFAULT (the workload's "
+                        "inserts do not name it)")  # fmt: skip
     elif rest:
         raise _fail(where, f"{sql!r}: DROP takes only a column name")
     written = INVENTORY_WRITTEN.get(table, set())
     if table in tables:
         t = tables[table]
         written = {t.key, t.version, *(c.name for c in t.columns)} - {""}
-    if column in written and action in ("DROP", "MODIFY"):
+    if column in written:
         raise _fail(where, f"{sql!r}: the workload writes {table}.{column}; {action} only "
                     "columns it does not write (an added one, for example)")  # fmt: skip
 
@@ -684,6 +676,13 @@ def _parse_body(name: str, doc: dict[str, Any], builder: str, base: str) -> Work
             raise _fail(f"operations ({op.name})", "declared twice")
         ops[op.name] = op
     ops = {n: _with_steps(op, ops) for n, op in ops.items()}
+    for t in tables.values():  # seed rows that reference need parent rows to reference
+        for c in t.columns:
+            parent = tables[c.gen.ref] if c.gen.kind == "ref" else None
+            if parent is not None and parent.seed_rows == 0 and t.seed_rows != 0:
+                raise _fail(f"tables ({parent.name}).seed_rows",
+                            f"0, but {t.name}.{c.name} references it and {t.name} is "
+                            "seeded: give it seed rows")  # fmt: skip
     _check_deletes(tables, ops)
     if builder == "spec":
         if not tables:

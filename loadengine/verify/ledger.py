@@ -147,7 +147,8 @@ class LedgerBook:
             for table, first, seeded in keys.tables():
                 inserted = self.inserted.get((index, table), 0)
                 counts = _counts(self._chunks((index, table)), seeded + inserted)
-                deletes = _counts(self.deleted.get((index, table), []), seeded + inserted)
+                chunks = self.deleted.get((index, table))
+                deletes = _counts(chunks, seeded + inserted) if chunks else array("I")
                 yield (
                     table,
                     TableLedger(index, first, keys.stride, seeded, inserted, counts, deletes),

@@ -190,7 +190,7 @@ def test_document_round_trips_exactly_with_large_indices_and_counts() -> None:
     tables.append(("orders", TableLedger(2, ORDER_FIRST, 3, 10, 2_000_000, big)))
 
     doc = ledger.document("run-7", tables)
-    assert doc["format"] == "loadengine-ledger" and doc["version"] == 1
+    assert doc["format"] == "loadengine-ledger" and doc["version"] == 2
     assert doc["run_id"] == "run-7"
     assert doc["tables"]["customers"]["key_column"] == "id"
     assert doc["tables"]["orders"]["key_column"] == "order_number"
@@ -208,11 +208,11 @@ def test_document_round_trips_exactly_with_large_indices_and_counts() -> None:
     assert restored.updates.typecode == "I"
 
 
-@pytest.mark.parametrize("patch", [{"format": "something-else"}, {"version": 2}, {"format": None}])
+@pytest.mark.parametrize("patch", [{"format": "something-else"}, {"version": 3}, {"format": None}])
 def test_from_document_refuses_other_formats(patch: dict[str, object]) -> None:
     doc = ledger.document("r", list(LedgerBook(make_plans(workers=1)).tables()))
     doc.update(patch)
-    with pytest.raises(ValueError, match="not a loadengine-ledger v1 file"):
+    with pytest.raises(ValueError, match="not a loadengine-ledger v1 or v2 file"):
         ledger.from_document(doc)
 
 

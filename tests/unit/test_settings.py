@@ -68,6 +68,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         "keep_server": "default",
         "log_interval_s": "default",
         "mix": "default",
+        "workload": "default",
         "on_overload": "default",
         "output": "default",
         "seed": "default",

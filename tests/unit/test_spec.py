@@ -334,11 +334,6 @@ def test_load_workload_of_a_good_file(tmp_path: Path) -> None:
     assert s.name == "mine" and s.table("t").key == "id" and s.mix == (("i", 1),)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.py _check_ddl (line ~630) refuses DROP/MODIFY of a written column but not "
-    "ADD of one: the server then refuses the ALTER (duplicate column) mid-run",
-)
 def test_ddl_add_of_a_column_the_workload_writes_is_refused() -> None:
     doc = _base()
     _ddl("ALTER TABLE payments ADD COLUMN amount INT")(doc)
@@ -346,11 +341,6 @@ def test_ddl_add_of_a_column_the_workload_writes_is_refused() -> None:
         spec.parse("t", doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.py _DDL (line ~62): 'DROP COLUMN' with no name parses as dropping a column "
-    "named COLUMN, which the server then refuses mid-run",
-)
 def test_ddl_drop_without_a_column_name_is_refused() -> None:
     doc = _base()
     _ddl("ALTER TABLE payments DROP COLUMN")(doc)
