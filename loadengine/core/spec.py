@@ -169,21 +169,25 @@ class Operation:
 @dataclass(frozen=True, slots=True)
 class DdlSchedule:
     """Statements run during the load, one every ``every_s`` from ``start_s`` (seconds
-    after the common start, warmup included), cycling; ``{n}`` is the cycle (1, 2, ...)
+    after the common start, warmup included), or one at each of ``at_s``, cycling
+    through them; ``{n}`` is the cycle (1, 2, ...)
     and ``{run}`` the run id, so columns added by one run never clash with another's."""
 
     start_s: float
     every_s: float
     statements: tuple[str, ...]
+    at_s: tuple[float, ...] = ()  # given times instead of a period (``every_s`` then 0)
 
     def due(self, total_s: float) -> list[tuple[float, str]]:
         """(seconds after start, SQL) of every statement due before ``total_s``."""
         out: list[tuple[float, str]] = []
-        at, i = self.start_s, 0
+        times = iter(self.at_s) if self.at_s else None
+        at, i = (next(times, total_s) if times else self.start_s), 0
         while at < total_s:
             n, which = divmod(i, len(self.statements))
             out.append((at, self.statements[which].replace("{n}", str(n + 1))))
-            at, i = at + self.every_s, i + 1
+            at = next(times, total_s) if times else at + self.every_s
+            i += 1
         return out
 
 
@@ -575,8 +579,20 @@ def _set_columns(where: str, raw: Any, t: Table) -> tuple[str, ...]:
 
 
 def _ddl(where: str, raw: Any, tables: dict[str, Table], base: str) -> DdlSchedule:
-    raw = _only(where, raw, ("start_s", "every_s", "statements"))
-    every = _num(f"{where}.every_s", raw.get("every_s"))
+    raw = _only(where, raw, ("start_s", "every_s", "at_s", "statements"))
+    at_s: tuple[float, ...] = ()
+    if ("at_s" in raw) == ("every_s" in raw):
+        raise _fail(where, "give exactly one of every_s (a period) and at_s (a list of times)")
+    if "at_s" in raw:
+        times = raw["at_s"]
+        if not isinstance(times, list) or not times:
+            raise _fail(f"{where}.at_s", f"{times!r}: must be a non-empty list of seconds")
+        at_s = tuple(sorted(_num(f"{where}.at_s", t) for t in times))
+        if at_s[0] < 0 or at_s[-1] > 604_800:
+            raise _fail(f"{where}.at_s", "times must be from 0 to 604,800 seconds")
+        if "start_s" in raw:
+            raise _fail(f"{where}.start_s", "only with every_s")
+    every = _num(f"{where}.every_s", raw.get("every_s", 1))
     if not 1 <= every <= 86_400:
         raise _fail(f"{where}.every_s", f"{every:g}: must be from 1 to 86,400 seconds")
     start = _num(f"{where}.start_s", raw.get("start_s", every))
@@ -588,7 +604,7 @@ def _ddl(where: str, raw: Any, tables: dict[str, Table], base: str) -> DdlSchedu
     writable = set(tables) | ({"customers", "orders"} if base == "inventory" else set())
     for i, sql in enumerate(stmts):
         _check_ddl(f"{where}.statements[{i}]", sql, tables, writable)
-    return DdlSchedule(start, every, tuple(stmts))
+    return DdlSchedule(start, 0 if at_s else every, tuple(stmts), at_s)
 
 
 INVENTORY_WRITTEN = {

@@ -346,3 +346,40 @@ def test_ddl_drop_without_a_column_name_is_refused() -> None:
     _ddl("ALTER TABLE payments DROP COLUMN")(doc)
     with pytest.raises(SpecError, match=r"ddl\.statements\[0\]"):
         spec.parse("t", doc)
+
+
+def test_ddl_at_given_times_cycles_through_the_statements() -> None:
+    doc = {
+        "builder": "inventory",
+        "ddl": {
+            "at_s": [3, 1.5, 9],
+            "statements": [
+                "ALTER TABLE customers ADD COLUMN c{n} INT NULL",
+                "ALTER TABLE customers DROP COLUMN c{n}",
+            ],
+        },
+    }
+    ddl = spec.parse("x", doc).ddl
+    assert ddl is not None
+    assert ddl.due(10) == [
+        (1.5, "ALTER TABLE customers ADD COLUMN c1 INT NULL"),
+        (3.0, "ALTER TABLE customers DROP COLUMN c1"),
+        (9.0, "ALTER TABLE customers ADD COLUMN c2 INT NULL"),
+    ]
+    assert [at for at, _ in ddl.due(8)] == [1.5, 3.0]
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        {"statements": ["ALTER TABLE customers ADD COLUMN c INT NULL"]},
+        {"every_s": 5, "at_s": [1], "statements": ["ALTER TABLE customers ADD COLUMN c INT NULL"]},
+        {"at_s": [], "statements": ["ALTER TABLE customers ADD COLUMN c INT NULL"]},
+        {"at_s": [-1], "statements": ["ALTER TABLE customers ADD COLUMN c INT NULL"]},
+    ],
+    ids=["neither", "both", "empty-times", "negative-time"],
+)
+def test_ddl_needs_one_of_a_period_or_times(ddl: dict) -> None:
+    with pytest.raises(spec.SpecError) as err:
+        spec.parse("x", {"builder": "inventory", "ddl": ddl})
+    assert "\n" not in str(err.value) and "ddl" in str(err.value)
