@@ -48,6 +48,7 @@ wheel-smoke:            ## build the wheel, install it in a fresh venv, run from
 	python3 -m venv build/wheel-smoke/venv
 	build/wheel-smoke/venv/bin/pip install -q build/wheel-smoke/loadengine-*.whl
 	cd build/wheel-smoke/elsewhere && ../venv/bin/loadengine run --profile smoke --duration 3
+	cd build/wheel-smoke/elsewhere && ../venv/bin/loadengine run --workload payments --target-cps 200 --duration 2
 	cd build/wheel-smoke/elsewhere && ../venv/bin/python -c "from loadengine.tools.suite import load_suite; print('suite:', load_suite('standard')['_name'])"
 
 clean:

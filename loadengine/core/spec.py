@@ -497,6 +497,12 @@ def _table(where: str, raw: Any, base: str) -> Table:
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
         raise _fail(where, f"column {dup!r} declared twice (key and version are columns too)")
+    if from_base:  # the tutorial's table as it is: its key, and columns it has
+        have = INVENTORY_WRITTEN[name]
+        wrong = next((c for c in names if c not in have), None)
+        if key != INVENTORY_KEYS[name] or wrong:
+            raise _fail(where, f"{wrong or key!r}: the inventory's {name} has key "
+                        f"{INVENTORY_KEYS[name]} and columns {', '.join(sorted(have))}")  # fmt: skip
     seed = raw.get("seed_rows")
     if seed is not None:
         seed = _int_in(f"{where}.seed_rows", seed, 0, MAX_SEED_ROWS)
@@ -607,6 +613,7 @@ def _ddl(where: str, raw: Any, tables: dict[str, Table], base: str) -> DdlSchedu
     return DdlSchedule(start, 0 if at_s else every, tuple(stmts), at_s)
 
 
+INVENTORY_KEYS = {"customers": "id", "orders": "order_number"}
 INVENTORY_WRITTEN = {
     "customers": {"id", "first_name", "last_name", "email"},
     "orders": {"order_number", "order_date", "purchaser", "quantity", "product_id"},

@@ -199,3 +199,20 @@ def test_spec_server_killed_mid_run_books_exact(
     doc = load_results(out)
     assert doc["summary"]["reconnects"] >= 2
     _books_exact(doc)
+
+
+def test_large_rows_batch_beyond_max_allowed_packet_is_refused_at_connect(
+    dsn: Dsn, tmp_path: Path
+) -> None:
+    """large-rows' widest row is about 1.1 MB of SQL text: 20 of them in one transaction
+    cannot fit the server's 16 MiB max_allowed_packet, and the run says so before it
+    starts (exit 2); 10 fit."""
+    spec = load_workload("large-rows")
+    schema_admin.init(dsn, spec)
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--dsn", dsn.to_url(), "--workload", "large-rows", "--batch-size",
+                   "20", "--duration", "1", "--output", str(out))  # fmt: skip
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 2, said
+    assert "--batch-size 20" in said and "max_allowed_packet" in said
+    assert "Traceback" not in said

@@ -66,3 +66,26 @@ def test_the_example_suite_in_configs_loads() -> None:
 
     suite = load_suite(str(ROOT / "configs" / "example-suite.toml"))
     assert [s["name"] for s in suite["scenario"]] == ["steady-2k", "ramp"]
+
+
+def test_every_package_data_file_is_in_the_wheel() -> None:
+    """Each file under loadengine/data matches a pattern of pyproject's package-data:
+    one left out exists in the checkout but not in an installed wheel (the built-in
+    workloads were, for a moment)."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["loadengine.data"]
+    folder = ROOT / "loadengine" / "data"
+    files = [
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
+    ]
+    assert files
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
+    assert missing == []
+    assert data.names("workloads") == ["ddl", "inventory", "inventory-full", "large-rows",
+                                       "payments"]  # fmt: skip

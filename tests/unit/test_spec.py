@@ -383,3 +383,28 @@ def test_ddl_needs_one_of_a_period_or_times(ddl: dict) -> None:
     with pytest.raises(spec.SpecError) as err:
         spec.parse("x", {"builder": "inventory", "ddl": ddl})
     assert "\n" not in str(err.value) and "ddl" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("key", "customer_id"), ("version", "nickname")],
+    ids=["key-not-the-tutorials", "column-the-tutorial-lacks"],
+)
+def test_an_inventory_base_table_is_the_tutorials_as_it_is(field: str, value: str) -> None:
+    doc = {
+        "base": "inventory",
+        "tables": [
+            {
+                "name": "customers",
+                "key": "id",
+                "key_type": "INT",
+                "version": "email",
+                "version_type": "VARCHAR(255)",
+                "columns": [],
+            }
+        ],  # fmt: skip
+        "operations": [{"name": "i", "kind": "insert", "table": "customers"}],
+    }
+    doc["tables"][0][field] = value
+    with pytest.raises(spec.SpecError, match=f"'{value}'.*the inventory's customers"):
+        spec.parse("x", doc)
