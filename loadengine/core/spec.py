@@ -501,8 +501,9 @@ def _table(where: str, raw: Any, base: str) -> Table:
         have = INVENTORY_WRITTEN[name]
         wrong = next((c for c in names if c not in have), None)
         if key != INVENTORY_KEYS[name] or wrong:
+            columns = ", ".join(sorted(have))
             raise _fail(where, f"{wrong or key!r}: the inventory's {name} has key "
-                        f"{INVENTORY_KEYS[name]} and columns {', '.join(sorted(have))}")  # fmt: skip
+                        f"{INVENTORY_KEYS[name]} and columns {columns}")  # fmt: skip
     seed = raw.get("seed_rows")
     if seed is not None:
         seed = _int_in(f"{where}.seed_rows", seed, 0, MAX_SEED_ROWS)

@@ -402,7 +402,7 @@ def test_an_inventory_base_table_is_the_tutorials_as_it_is(field: str, value: st
                 "version_type": "VARCHAR(255)",
                 "columns": [],
             }
-        ],  # fmt: skip
+        ],
         "operations": [{"name": "i", "kind": "insert", "table": "customers"}],
     }
     doc["tables"][0][field] = value
