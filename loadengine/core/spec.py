@@ -17,8 +17,11 @@ Two builders run a spec:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 BUILDERS = ("spec", "inventory")
 BASES = ("", "inventory")
@@ -501,9 +504,9 @@ def _table(where: str, raw: Any, base: str) -> Table:
         have = INVENTORY_WRITTEN[name]
         wrong = next((c for c in names if c not in have), None)
         if key != INVENTORY_KEYS[name] or wrong:
-            columns = ", ".join(sorted(have))
+            listed = ", ".join(sorted(have))
             raise _fail(where, f"{wrong or key!r}: the inventory's {name} has key "
-                        f"{INVENTORY_KEYS[name]} and columns {columns}")  # fmt: skip
+                        f"{INVENTORY_KEYS[name]} and columns {listed}")  # fmt: skip
     seed = raw.get("seed_rows")
     if seed is not None:
         seed = _int_in(f"{where}.seed_rows", seed, 0, MAX_SEED_ROWS)
@@ -667,46 +670,48 @@ def parse(name: str, doc: Any) -> WorkloadSpec:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def _parse_body(name: str, doc: dict[str, Any], builder: str, base: str) -> WorkloadSpec:  # noqa: C901, PLR0912 - one check per case
-    raw_tables = doc.get("tables", [])
-    if not isinstance(raw_tables, list):
-        raise _fail("tables", "must be a list ([[tables]])")
-    tables: dict[str, Table] = {}
-    for i, raw in enumerate(raw_tables):
-        t = _table(f"tables[{i}]", raw, base)
-        if t.name in tables:
-            raise _fail(f"tables ({t.name})", "declared twice")
-        tables[t.name] = t
+def _named(what: str, raw: Any, parse: Callable[[str, Any], T]) -> dict[str, T]:
+    """A ``[[what]]`` list parsed item by item, by name; a name given twice is refused."""
+    if not isinstance(raw, list):
+        raise _fail(what, f"must be a list ([[{what}]])")
+    out: dict[str, T] = {}
+    for i, item in enumerate(raw):
+        parsed = parse(f"{what}[{i}]", item)
+        name = parsed.name  # type: ignore[attr-defined]
+        if name in out:
+            raise _fail(f"{what} ({name})", "declared twice")
+        out[name] = parsed
+    return out
+
+
+def _check_references(tables: dict[str, Table]) -> None:
+    """A reference names a table declared before its own, by the type of that table's
+    key, and a seeded child needs a seeded parent."""
     order = list(tables)
     for t in tables.values():
         for c in t.columns:
             if c.gen.kind != "ref":
                 continue
             where = f"tables ({t.name}).columns ({c.name})"
-            if c.gen.ref not in tables or order.index(c.gen.ref) >= order.index(t.name):
+            parent = tables.get(c.gen.ref)
+            if parent is None or order.index(parent.name) >= order.index(t.name):
                 raise _fail(f"{where}.gen.table", f"{c.gen.ref!r} is not a table declared "
                             "before this one (parents come first)")  # fmt: skip
-            if c.type.text != tables[c.gen.ref].key_type.text:
+            if c.type.text != parent.key_type.text:
                 raise _fail(f"{where}.type", f"{c.type.text} must be the type of "
-                            f"{c.gen.ref}.{tables[c.gen.ref].key} "
-                            f"({tables[c.gen.ref].key_type.text}) for its foreign key")  # fmt: skip
-    raw_ops = doc.get("operations", [])
-    if not isinstance(raw_ops, list):
-        raise _fail("operations", "must be a list ([[operations]])")
-    ops: dict[str, Operation] = {}
-    for i, raw in enumerate(raw_ops):
-        op = _operation(f"operations[{i}]", raw, tables)
-        if op.name in ops:
-            raise _fail(f"operations ({op.name})", "declared twice")
-        ops[op.name] = op
-    ops = {n: _with_steps(op, ops) for n, op in ops.items()}
-    for t in tables.values():  # seed rows that reference need parent rows to reference
-        for c in t.columns:
-            parent = tables[c.gen.ref] if c.gen.kind == "ref" else None
-            if parent is not None and parent.seed_rows == 0 and t.seed_rows != 0:
+                            f"{parent.name}.{parent.key} ({parent.key_type.text}) for its "
+                            "foreign key")  # fmt: skip
+            if parent.seed_rows == 0 and t.seed_rows != 0:
                 raise _fail(f"tables ({parent.name}).seed_rows",
                             f"0, but {t.name}.{c.name} references it and {t.name} is "
                             "seeded: give it seed rows")  # fmt: skip
+
+
+def _parse_body(name: str, doc: dict[str, Any], builder: str, base: str) -> WorkloadSpec:
+    tables = _named("tables", doc.get("tables", []), lambda w, r: _table(w, r, base))
+    _check_references(tables)
+    ops = _named("operations", doc.get("operations", []), lambda w, r: _operation(w, r, tables))
+    ops = {n: _with_steps(op, ops) for n, op in ops.items()}
     _check_deletes(tables, ops)
     if builder == "spec":
         if not tables:
