@@ -45,7 +45,7 @@ def test_server_killed_and_restarted_mid_run_books_exact(
             "--target-cps",
             "1000",
             "--duration",
-            "20",
+            "12",
             "--workers",
             "2",
             "--batch-size",

@@ -66,7 +66,7 @@ def test_books_engine_server_binlog_sink_and_the_users_queues_keep_theirs(
 ) -> None:
     before = queue_depths()
     code, doc, text = sink_run(
-        pipeline, tmp_path, "--target-cps", "1000", "--duration", "10", "--workers", "2",
+        pipeline, tmp_path, "--target-cps", "1000", "--duration", "6", "--workers", "2",
         "--audit",
     )  # fmt: skip
     assert code == 0, text[-2000:]
@@ -75,7 +75,7 @@ def test_books_engine_server_binlog_sink_and_the_users_queues_keep_theirs(
     assert sink["setup_changes"] == s["setup_changes_total"]
     assert (sink["lost"], sink["duplicated"], sink["extra"], sink["out_of_order"]) == (0, 0, 0, 0)
     assert sink["e2e_lag_ms"]["p99"] is not None and sink["e2e_lag_ms"]["p99"] < 2000
-    assert sink["e2e_lag_ms"]["samples"] >= 100  # a heartbeat every 100 ms
+    assert sink["e2e_lag_ms"]["samples"] >= 60  # a heartbeat every 100 ms
     assert all("sink_changes" in rec for rec in doc["per_second"])
     assert sum(rec["sink_changes"] for rec in doc["per_second"]) > 0
     assert "sink exact" in text and " e2e p99 " in text
@@ -172,16 +172,16 @@ def test_deletes_transactions_and_schema_changes_reach_the_sink_exactly(
         '  "ALTER TABLE customers DROP COLUMN t_{run}_{n}",\n]\n'
     )
     code, doc, text = sink_run(
-        pipeline, tmp_path, "--workload", str(spec), "--target-cps", "500", "--duration", "6",
+        pipeline, tmp_path, "--workload", str(spec), "--target-cps", "500", "--duration", "4",
         "--workers", "2", "--audit",
     )  # fmt: skip
     assert code == 0, text[-2000:]
     s, sink, audit = doc["summary"], doc["summary"]["sink"], doc["audit"]
     assert audit["clean"] and sink["clean"], (audit, sink)
-    assert sink["changes"] == s["changes"] == audit["binlog_changes"] == 3_000
+    assert sink["changes"] == s["changes"] == audit["binlog_changes"] == 2_000
     assert (sink["lost"], sink["duplicated"], sink["extra"], sink["out_of_order"]) == (0, 0, 0, 0)
     assert sink["changes_by_table"] == s["changes_by_table"]
     deletes = sum(kinds.get("delete", 0) for kinds in s["changes_by_table"].values())
     assert deletes > 0 and sink["tombstones"] == deletes
-    assert s["ddl"]["executed"] >= 3 and audit["ddl"]["observed"] == s["ddl"]["executed"]
+    assert s["ddl"]["executed"] >= 2 and audit["ddl"]["observed"] == s["ddl"]["executed"]
     assert sink["schema_changes"] >= s["ddl"]["executed"]

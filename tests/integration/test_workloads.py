@@ -46,7 +46,7 @@ def _books_exact(doc: dict) -> None:
 
 @pytest.mark.parametrize(
     ("workload", "cps", "seconds"),
-    [("inventory-full", 2000, 4), ("large-rows", 200, 3), ("payments", 1000, 3), ("ddl", 1000, 7)],
+    [("inventory-full", 2000, 3), ("large-rows", 200, 2), ("payments", 1000, 2), ("ddl", 1000, 6)],
 )
 def test_builtin_workload_books_exact(
     dsn: Dsn, tmp_path: Path, workload: str, cps: int, seconds: int
@@ -167,16 +167,16 @@ def test_spec_shard_killed_restarts_and_books_exact(dsn: Dsn, tmp_path: Path) ->
     reset = run_cli("schema", "reset", "--workload", "inventory-full", "--dsn", dsn.to_url())
     assert reset.returncode == 0, reset.stderr
     out = tmp_path / "r.json"
-    proc = start_cli(*_run_args(dsn, out, "--target-cps", "1000", "--duration", "8",
+    proc = start_cli(*_run_args(dsn, out, "--target-cps", "1000", "--duration", "6",
                                 "--on-shard-failure", "restart"))  # fmt: skip
-    wait_for_line(proc, "[   3s]")
+    wait_for_line(proc, "[   2s]")
     os.kill(sorted(shard_pids(psutil.Process(proc.pid)))[0], signal.SIGKILL)
     wait_for_line(proc, "DIED")
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stdout + stderr
     doc = load_results(out)
     assert doc["failures"][0]["action"] == "restarted"
-    assert doc["summary"]["changes"] == 8_000
+    assert doc["summary"]["changes"] == 6_000
     _books_exact(doc)
 
 
@@ -188,8 +188,8 @@ def test_spec_server_killed_mid_run_books_exact(
     d = own_server.dsn()
     schema_admin.init(d, load_workload("inventory-full"))
     out = tmp_path / "r.json"
-    proc = start_cli(*_run_args(d, out, "--target-cps", "1000", "--duration", "12"))
-    wait_for_line(proc, "[   4s]")
+    proc = start_cli(*_run_args(d, out, "--target-cps", "1000", "--duration", "8"))
+    wait_for_line(proc, "[   3s]")
     own_server.process.kill()
     own_server.process.wait(10)
     time.sleep(1.5)

@@ -42,6 +42,26 @@ CASES: dict[str, Case] = {
         ["--mix", "insert_customer=1,truncate=2"],
         ["unknown operation 'truncate'", "allowed: insert_customer, insert_order"],
     ),
+    "workload-unknown": Case(
+        ["--workload", "inventory-ful"],
+        ["--workload 'inventory-ful': no such workload", "inventory-full", "payments"],
+    ),
+    "workload-bad-spec": Case(
+        ["--workload", "{tmp}/badspec.toml"],
+        [
+            "badspec.toml",
+            "tables (payments).columns[0] (amount).gen",
+            "generator 'text' does not fit a DECIMAL(12,2) column",
+        ],
+    ),
+    "workload-prepared": Case(
+        ["--workload", "payments", "--protocol", "prepared"],
+        ["--protocol prepared: only with the inventory workload"],
+    ),
+    "workload-mix-unknown-op": Case(
+        ["--workload", "payments", "--mix", "insert_customer=1"],
+        ["--mix: unknown operation 'insert_customer'", "insert_payment"],
+    ),
     "mix-zero": Case(
         ["--mix", "insert_customer=0,update_order=0"],
         ["--mix 'insert_customer=0,update_order=0'", "weights sum to 0"],
@@ -188,6 +208,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Resu
     (tmp / "broken.toml").write_text("target_cps = = 3\n")
     (tmp / "binary.toml").write_bytes(b"\xff\xfe\x00target")
     (tmp / "badsteps.toml").write_text("steps = [{target_cps = 10}]\n")
+    (tmp / "badspec.toml").write_text(
+        '[[tables]]\nname = "payments"\ncolumns = [{ name = "amount", type = "DECIMAL(12,2)", '
+        'gen = { kind = "text" } }]\n[[operations]]\nname = "i"\nkind = "insert"\n'
+        'table = "payments"\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADENGINE_", "MYSQL_"))}
     procs: dict[str, subprocess.Popen[str]] = {}
     try:
