@@ -119,7 +119,7 @@ def test_killed_connections_reconnect_and_books_exact(dsn: Dsn, tmp_path: Path) 
             "--target-cps",
             "1000",
             "--duration",
-            "8",
+            "6",
             "--workers",
             "2",
             "--batch-size",
@@ -148,7 +148,7 @@ def test_killed_connections_reconnect_and_books_exact(dsn: Dsn, tmp_path: Path) 
     assert len(ids) >= 2 and s["reconnects"] >= 2
     assert s["errors"].get("connection_lost", 0) >= 2
     _books_exact(doc)
-    assert s["changes"] == 8_000  # retried after reconnecting: nothing lost, nothing twice
+    assert s["changes"] == 6_000  # retried after reconnecting: nothing lost, nothing twice
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_shard_killed_is_named_and_books_exact(
             "--target-cps",
             "1000",
             "--duration",
-            "8",
+            "6",
             "--workers",
             "2",
             "--batch-size",
@@ -191,7 +191,7 @@ def test_shard_killed_is_named_and_books_exact(
     assert failure["shard"] in (0, 1) and failure["t_s"] > 2
     _books_exact(doc)
     if policy == "restart":
-        assert doc["summary"]["changes"] == 8_000
+        assert doc["summary"]["changes"] == 6_000
 
 
 def test_shard_killed_while_building_ahead_books_exact(dsn: Dsn, tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_process_of_two_shards_killed_restarts_both_and_books_exact(
     out = tmp_path / "r.json"
     proc = start_cli(
         *_run_args(
-            dsn, out, "--target-cps", "1000", "--duration", "8", "--workers", "4",
+            dsn, out, "--target-cps", "1000", "--duration", "6", "--workers", "4",
             "--processes", "2", "--batch-size", "10", "--on-shard-failure", "restart",
         )
     )  # fmt: skip
@@ -242,5 +242,5 @@ def test_process_of_two_shards_killed_restarts_both_and_books_exact(
     assert len(dead) == 2 and {f["pid"] for f in doc["failures"]} == {pids[0]}
     assert all(f["action"] == "restarted" for f in doc["failures"])
     assert dead in ([0, 1], [2, 3])  # the two shards the killed process held
-    assert doc["summary"]["changes"] == 8_000
+    assert doc["summary"]["changes"] == 6_000
     _books_exact(doc)
