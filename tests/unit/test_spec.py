@@ -216,6 +216,14 @@ REFUSALS: list[tuple[str, Callable[..., None], tuple[str, ...]]] = [
      ("ddl.statements[1]", "needs a column type")),
     ("ddl-add-unknown-type", _ddl("ALTER TABLE payments ADD COLUMN x MONEY NULL"),
      ("ddl.statements[0]", "MONEY")),
+    ("ddl-add-not-null-without-default", _ddl("ALTER TABLE payments ADD COLUMN x INT NOT NULL"),
+     ("ddl.statements[0]", "NOT NULL", "DEFAULT")),
+    ("ddl-both-period-and-times",
+     lambda d: d.update(ddl={"every_s": 5, "at_s": [1],
+                             "statements": ["ALTER TABLE payments ADD COLUMN x INT"]}),
+     ("ddl", "exactly one of every_s")),
+    ("referenced-table-without-seed-rows", _set(_acc, seed_rows=0),
+     ("accounts", "seed_rows", "payments.account_id")),
 ]  # fmt: skip
 
 
