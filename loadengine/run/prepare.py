@@ -172,7 +172,8 @@ def banner(ctx: RunContext, dsn: Dsn) -> str:
     srv = env.server
     return (
         f"loadengine {__version__} run {ctx.run_id}: target {target} CPS, {p.duration_s}s"
-        f" (+{p.warmup_s}s warmup), {p.workers} shards{_layout(p)}, batch {p.batch_size}, "
+        f" (+{p.warmup_s}s warmup), workload {p.workload}, {p.workers} shards{_layout(p)}, "
+        f"batch {p.batch_size}, "
         f"overload policy {p.on_overload}, driver {env.driver['implementation']}, "
         f"server {srv.get('version', '?')} binlog {srv.get('log_bin', '?')}/"
         f"{srv.get('binlog_format', '?')} at {dsn.redacted()}"

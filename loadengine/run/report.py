@@ -83,6 +83,10 @@ def summary_table(doc: dict[str, Any]) -> str:
     target = s["target_cps"]
     rows = [
         ("status", doc["status"] + (f" ({doc['reason']})" if doc.get("reason") else "")),
+        (
+            "workload",
+            str(((doc.get("plan") or {}).get("workload") or {}).get("value", "inventory")),
+        ),
         ("target cps", "max" if target is None else f"{target:,}"),
         ("achieved cps", f"{s['achieved_cps']:,.1f}"),
         ("efficiency", "-" if s["efficiency"] is None else f"{100 * s['efficiency']:.2f}%"),
@@ -93,6 +97,11 @@ def summary_table(doc: dict[str, Any]) -> str:
         ("errors", _errors(s["errors"])),
         ("missed / unsent", f"{s['missed_changes']:,} / {s['unsent_changes']:,}"),
         ("late batches", f"{s['late_batches']:,}"),
+        *(
+            [("ddl", f"{s['ddl']['executed']:,} executed, {s['ddl']['failed']:,} failed")]
+            if s.get("ddl")
+            else []
+        ),
         ("server changes", _server(s)),
         ("latency (intended)", _lat(lat)),
         ("service time", _lat(s["service_time_ms"])),

@@ -168,6 +168,13 @@ def compare_sides(base: Side, cont: Side, rules: dict[str, float]) -> list[dict[
     return rows
 
 
+def workloads_of(docs: list[dict[str, Any]]) -> list[str]:
+    """The workloads the runs wrote (files from before workloads existed: ``inventory``)."""
+    names = {str(((d.get("plan") or {}).get("workload") or {}).get("value", "inventory"))
+             for d in docs}  # fmt: skip
+    return sorted(names)
+
+
 def compare_paths(baseline: str, contender: str, rules: dict[str, float]) -> dict[str, Any]:
     left, right = load_side(baseline), load_side(contender)
     if len(left) == 1 and len(right) == 1:  # two single scenarios: compare them whatever named
@@ -186,6 +193,7 @@ def compare_paths(baseline: str, contender: str, rules: dict[str, float]) -> dic
                 "scenario": name,
                 "baseline_runs": b.runs,
                 "contender_runs": c.runs,
+                "workloads": {"baseline": workloads_of(bdocs), "contender": workloads_of(cdocs)},
                 "metrics": rows,
                 "regression": any(r["regression"] for r in rows),
             }
@@ -226,6 +234,12 @@ def render(result: dict[str, Any], fmt: str) -> str:
             f"{sc['scenario']} (baseline {sc['baseline_runs']} run(s), contender "
             f"{sc['contender_runs']} run(s))"
         )
+        w = sc.get("workloads") or {}
+        if w and w["baseline"] != w["contender"]:  # not like for like: said on the title
+            title += (
+                f" WARNING: different workloads: {', '.join(w['baseline'])} vs "
+                f"{', '.join(w['contender'])}"
+            )
         if fmt == "markdown":
             lines += [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -43,6 +43,23 @@ def test_same_file_compares_clean(tmp_path: Path) -> None:
     assert (row["difference"], row["difference_pct"]) == (0, 0.0)
 
 
+def test_runs_of_different_workloads_are_compared_with_a_warning(tmp_path: Path) -> None:
+    """Not like for like: said on the scenario's title, and in the JSON (a results file
+    from before workloads counts as ``inventory``)."""
+    a = _write(tmp_path / "a.json", _doc(1000))
+    other = _doc(1000)
+    other["plan"] = {"workload": {"value": "large-rows", "source": "flag"}}
+    b = _write(tmp_path / "b.json", other)
+    res = compare.compare_paths(a, b, compare.parse_rules(compare.DEFAULT_FAIL_ON))
+    assert res["scenarios"][0]["workloads"] == {
+        "baseline": ["inventory"],
+        "contender": ["large-rows"],
+    }
+    assert "WARNING: different workloads: inventory vs large-rows" in compare.render(res, "table")
+    same = compare.compare_paths(a, a, compare.parse_rules(compare.DEFAULT_FAIL_ON))
+    assert "WARNING" not in compare.render(same, "table")
+
+
 def test_thirty_percent_slower_contender_is_a_regression(tmp_path: Path) -> None:
     a = _write(tmp_path / "a.json", _doc(1000))
     b = _write(tmp_path / "b.json", _doc(700))
