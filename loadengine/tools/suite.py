@@ -130,6 +130,19 @@ class SuiteRunner:
             str(out),
             *extra,
         ]
+        workload = profile.get("workload")
+        if workload:  # its tables, where missing (CREATE TABLE IF NOT EXISTS; rows kept)
+            init = [
+                sys.executable,
+                "-m",
+                "loadengine",
+                "schema",
+                "init",
+                "--workload",
+                str(workload),
+            ]
+            self.say(f"== {name}: loadengine schema init --workload {workload}")
+            subprocess.run(init, env=self.env, check=False)
         self.say(f"== {name}: loadengine run {' '.join(cmd[5:])}")
         code = subprocess.run(cmd, env=self.env, check=False).returncode
         prof.unlink(missing_ok=True)

@@ -154,7 +154,11 @@ def test_search_respects_budget_max_and_a_failing_start() -> None:
 def test_standard_suite_loads_and_quick_profiles_are_short() -> None:
     s = suite.load_suite("standard")
     names = [sc["name"] for sc in s["scenario"]]
-    assert names == ["small-test", "medium-test", "high-load", "ramp", "max-rate"]
+    assert names == ["small-test", "medium-test", "high-load", "ramp", "max-rate",
+                     "inventory-full", "large-rows", "ddl"]  # fmt: skip
+    full = suite.scenario_profile(s, s["scenario"][5], quick=True)
+    assert (full["workload"], full["duration"]) == ("inventory-full", 5)
+    assert "--workload" in suite._flags(full)
     ramp = suite.scenario_profile(s, s["scenario"][3], quick=True)
     assert [st["target_cps"] for st in ramp["steps"]] == [1000, 2500, 5000, 10000]
     assert sum(st["duration"] for st in ramp["steps"]) <= 10
