@@ -3,6 +3,7 @@ in the binary log, per-key order, redeliveries, heartbeats, tombstones, schema c
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -117,3 +118,38 @@ def test_events_without_coordinates_are_ordered_by_their_images() -> None:
     body["before"], body["after"] = {"id": 7, "v": 5}, {"id": 7, "v": 6}  # chain broken
     c.add(orjson.dumps(body), T0)
     assert c.changes == 2 and c.out_of_order == 1
+
+
+def test_a_delete_counts_by_its_before_image_key_and_its_tombstone_apart() -> None:
+    """Debezium's delete: ``op: d`` with the row in ``before`` and a null ``after``, then a
+    tombstone (null body). The delete is a change of its key, in binary-log order with the
+    key's other changes; the tombstone is not a change. Against a ledger that holds the
+    insert, the update and the delete, the verdict is clean; without the delete in the
+    ledger, it is extra; the delete missing from the sink is lost."""
+    from array import array
+
+    from loadengine.verify.ledger import TableLedger
+    from loadengine.verify.sink import verdict
+
+    c = SinkCheck()
+    for body in (event("c", 1001, 100), event("u", 1001, 200), event("d", 1001, 300)):
+        c.add(body, T0)
+    c.add(b"", T0)  # the tombstone that follows a delete
+    c.add(event("u", 1001, 250), T0)  # arrives after the delete, from before it
+    assert c.observed == {
+        ("customers", "insert", "1001"): 1,
+        ("customers", "update", "1001"): 2,
+        ("customers", "delete", "1001"): 1,
+    }
+    assert (c.tombstones, c.changes, c.out_of_order) == (1, 4, 1)
+
+    def ledger(deleted: int) -> list[tuple[str, TableLedger]]:
+        return [("customers", TableLedger(0, 1001, 1, 0, 1, array("I", [2]),
+                                          array("I", [deleted])))]  # fmt: skip
+
+    assert verdict(c.observed, ledger(1), 0, 0)["clean"]
+    extra = verdict(c.observed, ledger(0), 0, 0)
+    assert extra["extra"] == 1 and extra["examples"]["extra"] == ["customers delete 1001"]
+    lost = Counter(c.observed)
+    del lost[("customers", "delete", "1001")]
+    assert verdict(lost, ledger(1), 0, 0)["lost"] == 1
