@@ -24,10 +24,11 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loadengine.core.plan import KeySpace
-from loadengine.core.spec import Column, Generator, KeyChoice, Operation, Table, WorkloadSpec
+from loadengine.core.spec import Column, KeyChoice, Operation, Table, WorkloadSpec
 from loadengine.core.workload import CommitProbe, OpSequence, Statement
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -70,14 +71,21 @@ def stamp_of(batch: int, index: int) -> int:
     return batch * STAMP_SLOTS + index
 
 
+DATE_LITERALS = tuple(
+    "'" + (EPOCH + dt.timedelta(days=d)).strftime("%Y-%m-%d") + "'" for d in range(365)
+)
+
+
 @dataclass(slots=True)
 class ValueMaker:
-    """Generates one column's SQL literals from the shard's RNG."""
+    """Generates one column's SQL literals from the shard's RNG; ``make`` is bound once to
+    the generator's own method (no dispatch per value)."""
 
     col: Column
     block: str
     cum: list[float] = field(default_factory=list)  # weighted sizes: cumulative weights
     literals: tuple[str, ...] = ()
+    make: Callable[[random.Random], str] = field(init=False)
 
     def __post_init__(self) -> None:
         g = self.col.gen
@@ -88,6 +96,14 @@ class ValueMaker:
                 self.cum.append(total)
         if g.kind == "choice":
             self.literals = tuple(literal(v) for v in g.choices)
+        if g.kind == "date":
+            self.literals = DATE_LITERALS
+        makers: dict[str, Callable[[random.Random], str]] = {
+            "int": self._int, "decimal": self._decimal, "float": self._float,
+            "choice": self._pick, "date": self._pick, "text": self._text, "json": self._json,
+            "datetime": self._datetime,
+        }  # fmt: skip
+        self.make = makers.get(g.kind, self._none)
 
     def size(self, rng: random.Random) -> int:
         s = self.col.gen.size
@@ -106,35 +122,37 @@ class ValueMaker:
             return self.block[at : at + n]
         return (self.block * (n // len(self.block) + 1))[at : at + n]
 
-    def make(self, rng: random.Random) -> str:  # noqa: PLR0911 - one return per generator
-        g: Generator = self.col.gen
-        kind = g.kind
-        if kind == "int":
-            return str(int(g.low) + int(rng.random() * (int(g.high) - int(g.low) + 1)))
-        if kind == "decimal":
-            return f"{g.low + rng.random() * (g.high - g.low):.{g.scale}f}"
-        if kind == "float":
-            return repr(g.low + rng.random() * (g.high - g.low))
-        if kind == "choice":
-            return self.literals[int(rng.random() * len(self.literals))]
-        if kind == "text":
-            return "'" + self.text(rng, self.size(rng)) + "'"
-        if kind == "json":
-            n = self.size(rng)
-            number = int(rng.random() * 1_000_000)
-            return '\'{"n":' + str(number) + ',"s":"' + self.text(rng, max(0, n - 16)) + "\"}'"
-        if kind == "datetime":
-            at = EPOCH + dt.timedelta(microseconds=int(rng.random() * YEAR_S * 1e6))
-            digits = self.col.type.high
-            text = at.strftime("%Y-%m-%d %H:%M:%S")
-            return f"'{text}.{at.microsecond:06d}"[: 21 + digits] + "'" if digits else f"'{text}'"
-        if kind == "date":
-            return (
-                "'"
-                + (EPOCH + dt.timedelta(days=int(rng.random() * 365))).strftime("%Y-%m-%d")
-                + "'"
-            )
-        raise ValueError(f"no literal for generator {kind!r}")  # ref: the builder's
+    def _int(self, rng: random.Random) -> str:
+        g = self.col.gen
+        return str(int(g.low) + int(rng.random() * (int(g.high) - int(g.low) + 1)))
+
+    def _decimal(self, rng: random.Random) -> str:
+        g = self.col.gen
+        return f"{g.low + rng.random() * (g.high - g.low):.{g.scale}f}"
+
+    def _float(self, rng: random.Random) -> str:
+        g = self.col.gen
+        return repr(g.low + rng.random() * (g.high - g.low))
+
+    def _pick(self, rng: random.Random) -> str:
+        return self.literals[int(rng.random() * len(self.literals))]
+
+    def _text(self, rng: random.Random) -> str:
+        return "'" + self.text(rng, self.size(rng)) + "'"
+
+    def _json(self, rng: random.Random) -> str:
+        n = self.size(rng)
+        number = int(rng.random() * 1_000_000)
+        return '\'{"n":' + str(number) + ',"s":"' + self.text(rng, max(0, n - 16)) + "\"}'"
+
+    def _datetime(self, rng: random.Random) -> str:
+        at = EPOCH + dt.timedelta(microseconds=int(rng.random() * YEAR_S * 1e6))
+        digits = self.col.type.high
+        text = at.strftime("%Y-%m-%d %H:%M:%S")
+        return f"'{text}.{at.microsecond:06d}"[: 21 + digits] + "'" if digits else f"'{text}'"
+
+    def _none(self, rng: random.Random) -> str:
+        raise ValueError(f"no literal for generator {self.col.gen.kind!r}")  # ref: the builder's
 
 
 class GenericBuilder:
@@ -152,12 +170,16 @@ class GenericBuilder:
         self.heads = {t.name: self._insert_head(t) for t in spec.tables}
         self.ops = {o.name: o for o in spec.operations}
         self.unit_rows = {o.name: o.rows for o in spec.operations}
-        self.most_rows = max(self.unit_rows.values(), default=1)
+        weights = sum(o.weight for o in spec.operations) or 1
+        # changes per pick on average: picks for a batch are taken in one go
+        self.mean_rows = sum(o.weight * o.rows for o in spec.operations) / weights or 1.0
+        self.table_of = {t.name: t for t in spec.tables}
+        self.base = {name: first + keys.index for name, first, _ in keys.spec_tables}
 
     # -- keys ------------------------------------------------------------------------
 
     def key(self, table: str, k: int) -> int:
-        return self.firsts[table] + self.keys.index + k * self.keys.stride
+        return self.base[table] + k * self.keys.stride
 
     def initial_cursor(self) -> GenericCursor:
         return GenericCursor(tuple(seeded for _, _, seeded in self.keys.spec_tables))
@@ -168,8 +190,8 @@ class GenericBuilder:
         """Operation picks holding at least ``n`` changes, and how many they hold."""
         counts: dict[str, int] = {}
         done = 0
-        while done < n:
-            step = max(1, (n - done) // self.most_rows)
+        while done < n:  # the average pick's rows: most batches take one or two calls
+            step = max(1, int((n - done) / self.mean_rows))
             for op, c in sequence.next_counts(step).items():
                 counts[op] = counts.get(op, 0) + c
                 done += c * self.unit_rows[op]
@@ -211,7 +233,7 @@ class GenericBuilder:
         position: int,
     ) -> Statement | None:
         rows = units * op.rows
-        t = self.spec.table(op.table)
+        t = self.table_of[op.table]
         ti = self.index[t.name]
         stamp = stamp_of(batch, position)
         if op.kind == "insert":
@@ -226,7 +248,8 @@ class GenericBuilder:
         ks = pick_keys(rng, op.keys, counts[ti], rows, pool.gone[ti], avoid)
         if not ks:
             return None
-        ids = ",".join(str(self.key(t.name, k)) for k in ks)
+        base, stride = self.base[t.name], self.keys.stride
+        ids = ",".join([str(base + k * stride) for k in ks])
         if op.kind == "delete":
             pool.gone[ti].update(ks)
             text = f"DELETE FROM {t.name} WHERE {t.key} IN ({ids})"
@@ -265,25 +288,26 @@ class GenericBuilder:
         """The INSERT of up to ``rows`` rows from key index ``first`` on, and how many it
         holds: fewer when a row's reference finds no live parent row (all deleted)."""
         makers = self.makers[t.name]
+        base, stride = self.base[t.name], self.keys.stride
+        version = t.version_type.family if t.version and t.version_type else ""
         out: list[str] = []
         for j, k in enumerate(range(first, first + rows)):
-            key = self.key(t.name, k)
+            key = base + k * stride
             values = [str(key)]
-            if t.version:
-                values.append(
-                    str(stamp) if t.version_type and t.version_type.family == "int"
-                    else f"'v{key}.{stamp}'"
-                )  # fmt: skip
+            if version == "int":
+                values.append(str(stamp))
+            elif version:
+                values.append(f"'v{key}.{stamp}'")
             for m in makers:
-                if m.col.gen.kind == "ref":
-                    pick = parent or m.col.gen.pick
-                    back = rows - j  # latest: row j takes the j-th of the newest ``rows``
-                    ref = self._parent(m.col.gen.ref, pick, back, rng, counts, pool)
-                    if ref is None:
-                        return self.heads[t.name] + ",".join(out), len(out)
-                    values.append(str(ref))
-                else:
+                g = m.col.gen
+                if g.kind != "ref":
                     values.append(m.make(rng))
+                    continue
+                back = rows - j  # latest: row j takes the j-th of the newest ``rows``
+                ref = self._parent(g.ref, parent or g.pick, back, rng, counts, pool)
+                if ref is None:
+                    return self.heads[t.name] + ",".join(out), len(out)
+                values.append(str(ref))
             out.append("(" + ",".join(values) + ")")
         return self.heads[t.name] + ",".join(out), len(out)
 
