@@ -14,6 +14,7 @@ import typer
 
 from loadengine.core import stop as stop_module
 from loadengine.core.dsn import DEFAULT_AMQP_URL, DsnError, parse_dsn
+from loadengine.core.spec import generated
 from loadengine.core.status import Exit, RunError, exit_for_signal
 from loadengine.core.stop import StopFlag
 from loadengine.pipeline import commands as pipeline_commands
@@ -294,7 +295,7 @@ def _schema(action: str, dsn: str | None, workload: str | None) -> None:
     spec = load_workload(name)
     target = parse_dsn(_schema_dsn(dsn))
     try:
-        status = getattr(schema_admin, action)(target, None if spec.native else spec)
+        status = getattr(schema_admin, action)(target, generated(spec))
     except DatabaseError as exc:
         print(f"error: {target.redacted()}: {exc.error_class}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None

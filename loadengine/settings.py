@@ -757,7 +757,7 @@ def _finish(  # noqa: C901 - one check per setting
         ),
         mix=_mix(values["mix"], spec, fl("mix")),
         workload=str(values["workload"]),
-        spec=None if spec.name == "inventory" and spec.native and spec.ddl is None else spec,
+        spec=None if spec.native and spec.ddl is None else spec,
         seed=_int(fl("seed"), values["seed"], 0, "from 0 to 2**63-1", MAX_SEED),
         on_overload=on_overload,
         dsn=None if dsn is None else str(dsn),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,18 +156,24 @@ class ValueMaker:
         raise ValueError(f"no literal for generator {self.col.gen.kind!r}")  # ref: the builder's
 
 
+@functools.lru_cache(maxsize=2)  # pure memo: a shard's seeding and its loop share one
+def text_block(seed: int) -> str:
+    """The seeded ``[a-z0-9]`` text that text and JSON values are cut from, twice over (a
+    value starting anywhere in the first half fits)."""
+    block = "".join(random.Random(f"block:{seed}").choices(ALPHABET, k=BLOCK_CHARS))
+    return block + block
+
+
 class GenericBuilder:
     """Builds one shard's transactions for a spec workload (see module docstring)."""
 
     def __init__(self, spec: WorkloadSpec, keys: KeySpace, seed: int) -> None:
         self.spec, self.keys = spec, keys
-        self.tables: tuple[Table, ...] = spec.tables
         self.index = {t.name: i for i, t in enumerate(spec.tables)}
-        self.firsts = {name: first for name, first, _ in keys.spec_tables}
-        block_rng = random.Random(f"block:{seed}")
-        block = "".join(block_rng.choices(ALPHABET, k=BLOCK_CHARS))
-        self.block = block + block
-        self.makers = {t.name: [ValueMaker(c, self.block) for c in t.columns] for t in spec.tables}
+        texts = any(c.gen.size is not None for t in spec.tables for c in t.columns)
+        block = text_block(seed) if texts else ""
+        self.makers = {t.name: [ValueMaker(c, block) for c in t.columns] for t in spec.tables}
+        self.maker_of = {(t.name, m.col.name): m for t in spec.tables for m in self.makers[t.name]}
         self.heads = {t.name: self._insert_head(t) for t in spec.tables}
         self.ops = {o.name: o for o in spec.operations}
         self.unit_rows = {o.name: o.rows for o in spec.operations}
@@ -183,6 +190,21 @@ class GenericBuilder:
 
     def initial_cursor(self) -> GenericCursor:
         return GenericCursor(tuple(seeded for _, _, seeded in self.keys.spec_tables))
+
+    def pool_holding(
+        self, counts: tuple[int, ...], gone: tuple[tuple[int, ...], ...] = ()
+    ) -> KeyPool:
+        """A pool for rows that exist before this process builds anything: their
+        references were made elsewhere (seeding, a dead predecessor) and are not known,
+        so every such row of a referenced table counts as referenced."""
+        pool = KeyPool.empty(len(self.spec.tables))
+        held = self.spec.referenced_tables
+        for i, t in enumerate(self.spec.tables):
+            if t.name in held:
+                pool.referenced[i].update(range(counts[i]))
+        for i, keys in enumerate(gone):
+            pool.gone[i].update(keys)
+        return pool
 
     # -- batches ---------------------------------------------------------------------
 
@@ -256,8 +278,7 @@ class GenericBuilder:
         else:
             sets = [f"{t.version} = {self._version_value(t, stamp)}"]
             for name in op.set_columns:
-                maker = next(m for m in self.makers[t.name] if m.col.name == name)
-                sets.append(f"{name} = {maker.make(rng)}")
+                sets.append(f"{name} = {self.maker_of[t.name, name].make(rng)}")
             text = f"UPDATE {t.name} SET {', '.join(sets)} WHERE {t.key} IN ({ids})"
         return Statement(op.name, t.name, op.kind, text, (), len(ks), tuple(ks), text=text,
                          stamp=stamp)  # fmt: skip
@@ -266,13 +287,13 @@ class GenericBuilder:
         names = [t.key, *([t.version] if t.version else []), *(c.name for c in t.columns)]
         return f"INSERT INTO {t.name} ({', '.join(names)}) VALUES "
 
-    def _version_value(self, t: Table, stamp: int, key_sql: str | None = None) -> str:
+    def _version_value(self, t: Table, stamp: int) -> str:
         """The version stamp as SQL: the number, or ``'v<key>.<stamp>'`` for a text column
         (unique per row, as a unique index on it needs)."""
         assert t.version_type is not None
         if t.version_type.family == "int":
             return str(stamp)
-        return f"CONCAT('v', {key_sql or t.key}, '.', {stamp})"
+        return f"CONCAT('v', {t.key}, '.', {stamp})"
 
     def _insert_text(
         self,
@@ -346,7 +367,7 @@ class GenericBuilder:
     def seed_statement(
         self, table: str, first: int, rows: int, rng: random.Random, pool: KeyPool
     ) -> Statement:
-        t = self.spec.table(table)
+        t = self.table_of[table]
         counts = [seeded for _, _, seeded in self.keys.spec_tables]
         text, made = self._insert_text(t, first, rows, rng, counts, pool, 0)
         if made != rows:  # the spec's checks give every referenced table seed rows
@@ -365,7 +386,7 @@ class GenericBuilder:
         return None
 
     def _probe(self, st: Statement) -> CommitProbe:
-        t = self.spec.table(st.table)
+        t = self.table_of[st.table]
         ks = range(st.first_k, st.first_k + st.rows) if st.kind == "insert" else st.key_indices
         ids = tuple(self.key(t.name, k) for k in ks)
         sql = f"SELECT COUNT(*) FROM {t.name} WHERE {t.key} IN ({','.join('?' * len(ids))})"

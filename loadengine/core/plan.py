@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadengine.core.spec import WorkloadSpec
+from loadengine.core.spec import WorkloadSpec, generated
 
 OPERATIONS: tuple[str, ...] = ("insert_customer", "insert_order", "update_customer", "update_order")
 OVERLOAD_POLICIES: tuple[str, ...] = ("catch-up", "drop", "abort")
@@ -243,7 +243,7 @@ def shard_plans(
     per_step = [split_rate(rate, plan.workers) for rate, _ in steps]
     seed_c, seed_o = needs_seed(plan.mix)
     seeded = seed_rows_per_shard(plan.batch_size)
-    spec = plan.spec if plan.spec is not None and not plan.spec.native else None
+    spec = generated(plan.spec)
     spec_tables: tuple[tuple[str, int, int], ...] = ()
     if spec is not None:
         seeds = spec_seed_rows(spec, plan.batch_size)

@@ -240,6 +240,18 @@ class WorkloadSpec:
         rows = [self.max_row_bytes(t.name) for t in self.tables]
         return max(rows, default=96)
 
+    def max_transaction_bytes(self, batch_size: int) -> int:
+        """The most bytes one transaction of ``batch_size`` changes can send: a pick of
+        several rows can take a batch past its size, and each statement has a head."""
+        most = max((o.rows for o in self.operations), default=1)
+        return MAX_STATEMENTS_PER_TXN * 64 + (batch_size + most) * self.max_change_bytes()
+
+
+def generated(spec: WorkloadSpec | None) -> WorkloadSpec | None:
+    """The spec whose tables and statements the engine generates; None for the inventory's
+    own builder (``inventory``, ``ddl``), which needs neither."""
+    return None if spec is None or spec.native else spec
+
 
 def _value_bytes(c: Column) -> int:
     g = c.gen

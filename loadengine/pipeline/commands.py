@@ -137,6 +137,7 @@ def pipeline_cmd(
     real Debezium into RabbitMQ, and a load followed live at the sink (run --sink)."""
     import shutil
 
+    from loadengine.core.spec import generated
     from loadengine.pipeline import debezium
     from loadengine.pipeline.local import ReferencePipeline
     from loadengine.run.runner import execute
@@ -162,7 +163,7 @@ def pipeline_cmd(
         with ReferencePipeline(amqp) as pipe:
             _say(f"pipeline: server {pipe.dsn.redacted()} -> debezium -> {amqp.split('@')[-1]}")
             plan = resolve({**flags, "dsn": pipe.dsn.to_url()}, {}, None)
-            if plan.spec is not None and not plan.spec.native:
+            if generated(plan.spec) is not None:
                 schema_admin.init(pipe.dsn, plan.spec)
             code = execute(plan, sys.stdout, ctx.obj)
             metrics = pipe.state_dir / "metrics.jsonl"

@@ -13,6 +13,7 @@ from loadengine import __version__
 from loadengine.core import workload
 from loadengine.core.dsn import Dsn, parse_dsn
 from loadengine.core.plan import RunPlan, shard_plans
+from loadengine.core.spec import generated
 from loadengine.core.status import (
     Exit,
     RunError,
@@ -50,14 +51,8 @@ def server_dsn(ctx: RunContext, say: Callable[[str], None]) -> Dsn:
         f"embedded {server.binary.flavor} server on 127.0.0.1:{server.port} "
         f"(binary log on, config loadengine/data/mysql/cdc.cnf)"
     )
-    schema_admin.init(dsn, _tables_spec(ctx))
+    schema_admin.init(dsn, generated(ctx.plan.spec))
     return dsn
-
-
-def _tables_spec(ctx: RunContext) -> Any:
-    """The workload whose own tables the run needs (None: the inventory's only)."""
-    spec = ctx.plan.spec
-    return None if spec is None or spec.native else spec
 
 
 def _check_cdc(ctx: RunContext, say: Callable[[str], None]) -> None:
@@ -91,12 +86,10 @@ def _check_packet(ctx: RunContext) -> None:
     """Refuse a batch size whose transaction text could exceed the server's packet limit."""
     limit = ctx.environment.server.get("max_allowed_packet")
     batch = ctx.plan.batch_size
-    spec = _tables_spec(ctx)
-    if spec is None:
-        need = workload.max_transaction_bytes(batch)
-    else:  # a row change of a spec workload: at most one row's values (its widest insert)
-        most = max((o.rows for o in spec.operations), default=1)
-        need = workload.MAX_TEXT_BYTES_PER_STATEMENT * 16 + (batch + most) * spec.max_change_bytes()
+    spec = generated(ctx.plan.spec)
+    need = (
+        workload.max_transaction_bytes(batch) if spec is None else spec.max_transaction_bytes(batch)
+    )
     if limit is not None and need > int(limit):
         raise RunError(
             f"--batch-size {batch}: one transaction can take up to {need:,} bytes, above the "
@@ -107,7 +100,7 @@ def _check_packet(ctx: RunContext) -> None:
 
 
 def prepare(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> list[Any]:
-    spec = _tables_spec(ctx)
+    spec = generated(ctx.plan.spec)
     status = schema_admin.status(dsn, spec)
     if not status.ready:
         what = "database" if not status.database_exists else f"tables {', '.join(status.missing)}"

@@ -45,6 +45,11 @@ class Observed:
     sink: SinkObserved | None = None
     ddl: list[dict[str, Any]] | None = None  # the workload's DDL statements (server.ddl)
 
+    @property
+    def ddl_executed(self) -> int | None:
+        """DDL statements that succeeded (None: the workload has no DDL schedule)."""
+        return None if self.ddl is None else sum(1 for r in self.ddl if r["ok"])
+
 
 class ResultsPathError(ValueError):
     """The results file cannot be written where asked."""
@@ -215,7 +220,7 @@ def _observed_summary(plan: RunPlan, out: Outcome, obs: Observed) -> dict[str, A
     if obs.sink is not None:
         doc["sink"] = obs.sink.summary
     if obs.ddl is not None:
-        ok = sum(1 for r in obs.ddl if r["ok"])
+        ok = obs.ddl_executed or 0
         doc["ddl"] = {"executed": ok, "failed": len(obs.ddl) - ok, "statements": obs.ddl}
     return doc
 

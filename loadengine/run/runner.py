@@ -249,7 +249,7 @@ def _audit(ctx: RunContext, dsn: Dsn, say: Callable[[str], None]) -> None:
             ctx.observed.ledger_tables,
             engine,
             ctx.observed.heartbeats,
-            None if ctx.observed.ddl is None else sum(1 for r in ctx.observed.ddl if r["ok"]),
+            ctx.observed.ddl_executed,
         )
     except (binlog.BinlogError, database.DatabaseError) as exc:
         ctx.observed.audit = {"clean": False, "error": str(exc)}

@@ -233,12 +233,8 @@ class ShardLoop:
         self.generic: GenericBuilder | None = None  # a spec workload's statement builder
         if plan.spec is not None:
             self.generic = GenericBuilder(plan.spec, plan.keys, plan.seed)
-            self.pool = KeyPool.empty(len(plan.spec.tables))
             self.cursor = self.generic.initial_cursor()
-            # seed rows' references are not tracked: every seeded parent row counts as held
-            for i, parent in enumerate(plan.spec.tables):
-                if parent.name in plan.spec.referenced_tables:
-                    self.pool.referenced[i].update(range(plan.keys.spec_tables[i][2]))
+            self.pool = self.generic.pool_holding(self.cursor.counts)
         self.counters = Counters()
         self.state = LoopState()
         self.journal = journal
@@ -257,10 +253,7 @@ class ShardLoop:
         self.cursor = KeyCursor(r.customers, r.orders)
         if self.generic is not None:
             self.cursor = GenericCursor(r.counts)
-            for i, gone in enumerate(r.gone):
-                self.pool.gone[i].update(gone)
-            for i, count in enumerate(r.counts):
-                self.pool.referenced[i].update(range(count))
+            self.pool = self.generic.pool_holding(r.counts, r.gone)
         self.state.batch = r.batch
         if self.schedule is not None:
             self.state.sent_changes = sum(self.schedule.changes_in(b) for b in range(r.batch))

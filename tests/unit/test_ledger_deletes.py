@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 from collections import Counter
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import orjson
 from loadengine.core.messages import ShardDelta
 from loadengine.core.plan import KeySpace
 from loadengine.verify import audit, ledger
+from tests.unit.test_ledger import delta, u32
 
 KEY_COLUMNS = {"accounts": "account_id", "payments": "payment_id"}
 
@@ -30,30 +32,15 @@ def _plans(shards: int = 2, seeded: int = 4) -> dict[int, Any]:
     }  # fmt: skip
 
 
-def _u32(ks: list[int]) -> bytes:
-    return array("I", ks).tobytes()
-
-
 def _delta(
     shard: int,
     changes: dict[str, dict[str, int]],
     deleted: dict[str, list[int]],
     updated: dict[str, list[int]] | None = None,
 ) -> ShardDelta:
-    return ShardDelta(
-        shard=shard,
-        second=0,
-        changes=changes,
-        statements=1,
-        transactions=1,
-        errors={},
-        late_batches=0,
-        missed_changes=0,
-        backlog_changes=0,
-        reconnects=0,
-        updated_keys={t: _u32(ks) for t, ks in (updated or {}).items()},
-        deleted_keys={t: _u32(ks) for t, ks in deleted.items()},
-    )
+    """``test_ledger.delta`` with deleted keys."""
+    d = delta(shard, changes, updated or {})
+    return dataclasses.replace(d, deleted_keys={t: u32(ks) for t, ks in deleted.items()})
 
 
 def _book() -> list[tuple[str, ledger.TableLedger]]:
